@@ -1,0 +1,3 @@
+"""vlprompt: composable prompt learning for CLIP-style vision-language models."""
+
+__version__ = "0.1.0"

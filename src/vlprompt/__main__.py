@@ -1,0 +1,3 @@
+from vlprompt.cli import main
+
+raise SystemExit(main())

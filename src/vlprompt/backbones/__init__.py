@@ -1,0 +1,44 @@
+"""Backbones: open_clip models behind a prompt-ready adapter.
+
+``load_backbone(backbone, pretrained)`` returns a frozen :class:`PromptableCLIP`; see
+:mod:`vlprompt.backbones.loading` for what ``--backbone`` and ``--pretrained`` accept.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from vlprompt.backbones.adapter import CLIP_MEAN, CLIP_STD, PromptableCLIP
+from vlprompt.backbones.loading import BackboneSpec, load_clip, resolve_config
+
+__all__ = ["PromptableCLIP", "BackboneSpec", "load_backbone", "resolve_device", "CLIP_MEAN", "CLIP_STD"]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from vlprompt.errors import VLPromptError
+
+        raise VLPromptError(f"--device {device} requested but CUDA is not available; use --device cpu")
+    return dev
+
+
+def load_backbone(
+    backbone: str = "toy",
+    pretrained: Optional[str] = None,
+    trust_pickle: bool = False,
+    device: str = "auto",
+) -> PromptableCLIP:
+    """Load ``--backbone``/``--pretrained`` as a frozen, eval-mode, fp32 :class:`PromptableCLIP`."""
+    model, spec = load_clip(backbone, pretrained, trust_pickle=trust_pickle)
+    tokenizer = None
+    name = backbone.replace("/", "-")
+    import open_clip
+
+    if name in open_clip.list_models():
+        tokenizer = open_clip.get_tokenizer(name)
+    return PromptableCLIP(model, spec, tokenizer).to(resolve_device(device))

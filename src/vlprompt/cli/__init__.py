@@ -1,0 +1,54 @@
+"""The ``vlprompt`` console script.
+
+Every sub-command lives in its own module under ``vlprompt.cli`` and exposes ``add_parser(subparsers)``,
+which registers the sub-command and sets ``func`` (called with the parsed namespace; returns an exit code
+or ``None``). User errors (:class:`vlprompt.errors.VLPromptError`) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from vlprompt import __version__
+from vlprompt.errors import VLPromptError
+
+#: sub-command modules, in the order ``vlprompt --help`` lists them
+COMMAND_MODULES = [
+    "vlprompt.cli.list_cmd",
+    "vlprompt.cli.data_cmd",
+    "vlprompt.cli.zeroshot_cmd",
+    "vlprompt.cli.train_cmd",
+    "vlprompt.cli.eval_cmd",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vlprompt",
+        description="Prompt learning for CLIP-style vision-language models (offline-ready).",
+    )
+    parser.add_argument("--version", action="version", version=f"vlprompt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        code = args.func(args)
+    except VLPromptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)

@@ -1,0 +1,40 @@
+"""``vlprompt list``: methods, add-ons, datasets and backbones known to this install."""
+
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("list", help="list methods, add-ons, datasets and backbones")
+    p.add_argument("what", nargs="?", choices=["methods", "addons", "datasets", "backbones"],
+                   help="only this section")
+    p.set_defaults(func=run)
+
+
+def sections() -> dict:
+    import open_clip
+
+    import vlprompt.data  # noqa: F401  (registers datasets)
+    from vlprompt.addons.base import ADDONS
+    from vlprompt.data.base import DATASETS
+    from vlprompt.methods.base import LEARNERS
+    from vlprompt.task import ALIASES
+
+    methods = sorted(set(LEARNERS.names()) | set(ALIASES))
+    return {
+        "methods": [f"{m}  (= {ALIASES[m][0]}+{'+'.join(ALIASES[m][1])})" if m in ALIASES else m for m in methods],
+        "addons": ADDONS.names(),
+        "datasets": DATASETS.names(),
+        "backbones": ["toy  (embedded, offline)"] + [
+            m for m in open_clip.list_models() if m.startswith(("ViT", "RN", "convnext", "EVA", "ViTamin"))
+        ] + ["<path/to/open_clip_config.json>"],
+    }
+
+
+def run(args) -> int:
+    for name, items in sections().items():
+        if args.what and name != args.what:
+            continue
+        print(f"{name}:")
+        for item in items:
+            print(f"  {item}")
+    return 0

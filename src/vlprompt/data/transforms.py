@@ -1,0 +1,36 @@
+"""Image transforms of the reference pipeline (Dassl ``build_transform`` with the CoOp configs).
+
+* train: ``RandomResizedCrop(size, scale=(0.08, 1.0), bicubic)`` -> ``RandomHorizontalFlip(0.5)`` ->
+  ``ToTensor`` -> ``Normalize`` (no resize before the crop);
+* test: ``Resize(size)`` of the shorter side (bicubic) -> ``CenterCrop(size)`` -> ``ToTensor`` ->
+  ``Normalize``.
+
+Both start by converting the PIL image to RGB (a no-op for RGB images), as Dassl's ``read_image`` does.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from PIL import Image
+from torchvision import transforms as T
+from torchvision.transforms import InterpolationMode
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def build_transform(train: bool, image_size: int = 224, mean: Sequence[float] = CLIP_MEAN,
+                    std: Sequence[float] = CLIP_STD) -> T.Compose:
+    """The train or test transform for square ``image_size`` inputs (see module doc)."""
+    bicubic = InterpolationMode.BICUBIC
+    if train:
+        geometry = [T.RandomResizedCrop(image_size, scale=(0.08, 1.0), interpolation=bicubic),
+                    T.RandomHorizontalFlip(p=0.5)]
+    else:
+        geometry = [T.Resize(image_size, interpolation=bicubic), T.CenterCrop(image_size)]
+    return T.Compose([to_rgb, *geometry, T.ToTensor(), T.Normalize(mean=list(mean), std=list(std))])

@@ -1,0 +1,1 @@
+"""The method-agnostic training and evaluation engine."""
