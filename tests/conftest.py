@@ -65,3 +65,36 @@ def tiny_rn(tiny_rn_files):
 
     cfg, weights = tiny_rn_files
     return load_backbone(str(cfg), str(weights), device="cpu")
+
+
+CLASSES = ["red_circle", "green_square", "blue_star", "yellow_moon"]
+
+
+def make_image_folder(root: Path, per_split=(("train", 6), ("val", 2), ("test", 4)), classes=CLASSES, size=40):
+    """A tiny ImageFolder tree ``root/{train,val,test}/<class>/*.png`` whose classes differ in colour."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in per_split:
+        for c, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                arr = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+                arr[..., c % 3] += 150
+                Image.fromarray(arr).save(folder / f"{name}_{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("folder"))
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch, tiny_vit_files):
+    """Run CLI commands with a private feature cache; returns backbone flags for the tiny ViT."""
+    monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
+    cfg, weights = tiny_vit_files
+    return ["--backbone", str(cfg), "--pretrained", str(weights)]

@@ -43,7 +43,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_fewshot(args: argparse.Namespace) -> int:
     from vlprompt.data import build_dataset, fewshot_json
-    from vlprompt.data.splitfile import write_json_atomic
+    from vlprompt.io import write_text
 
     if args.shots < 1:
         raise VLPromptError(f"--shots must be >= 1 for `vlprompt data fewshot` (got {args.shots})")
@@ -51,7 +51,7 @@ def run_fewshot(args: argparse.Namespace) -> int:
                             subsample=args.subsample, split_file=args.split_file)
     out = Path(args.out)
     try:
-        write_json_atomic(out, fewshot_json(dataset))
+        write_text(out, fewshot_json(dataset))
     except OSError as exc:
         raise VLPromptError(f"cannot write --out {out}: {exc.strerror or exc}; choose a writable path") from None
     print(f"wrote {len(dataset.train)} train / {len(dataset.val)} val images of {dataset.num_classes} classes "

@@ -3,8 +3,8 @@
 Each split-file benchmark is one row of :data:`SPLIT_BENCHMARKS` (folder, image folder, split file, class
 count, CoOp template, how to regenerate a missing split). Reading follows the CoOp readers: the split
 file is ``<data_root>/<folder>/split_zhou_<Name>.json`` with paths relative to the image folder; if it
-is missing it is regenerated (:mod:`vlprompt.data.regenerate`), written next to the data atomically and
-announced with one log line. Few-shot splits are cached in ``<data_root>/<folder>/split_fewshot/``.
+is missing it is regenerated (:mod:`vlprompt.data.regenerate`), written next to the data atomically (kept in
+memory only if that folder is read-only; regeneration is deterministic) and announced with one log line. Few-shot splits are cached in ``<data_root>/<folder>/split_fewshot/``.
 """
 
 from __future__ import annotations
@@ -17,16 +17,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from vlprompt.data import sources
 from vlprompt.data.base import DATASETS, DatasetSplits
+from vlprompt.data.layout import LAYOUT_DOC, PHOTO, check_class_count, locate, read_lines, reject_split_file
 from vlprompt.data.regenerate import REGEN_SEED, split_groups, split_trainval
-from vlprompt.data.layout import (
-    LAYOUT_DOC,
-    PHOTO,
-    check_class_count,
-    read_lines,
-    reject_split_file,
-    require_dir,
-    require_root,
-)
 from vlprompt.data.splitfile import (
     Row,
     dump_split_json,
@@ -35,9 +27,9 @@ from vlprompt.data.splitfile import (
     prompt_name,
     read_split_file,
     splits_from_rows,
-    write_json_atomic,
 )
 from vlprompt.errors import VLPromptError
+from vlprompt.io import write_text
 
 logger = logging.getLogger("vlprompt.data")
 
@@ -72,7 +64,7 @@ class SplitBenchmark:
     split_name: str
     num_classes: int
     template: str
-    regenerate: Regenerator
+    regenerator: Regenerator
     #: files (relative to the dataset folder) that regeneration reads, besides the image folder
     regen_sources: Tuple[str, ...] = ()
     kgcoop_template: Optional[str] = None
@@ -83,15 +75,14 @@ class SplitBenchmark:
 
     def __call__(self, data_root: Optional[Path], *, split_file: Optional[Path] = None, strict: bool = True,
                  regenerate: bool = True) -> DatasetSplits:
-        dataset_dir = require_dir(require_root(data_root, self.name) / self.folder, f"{self.name} dataset folder",
-                                  self.layout())
-        image_dir = require_dir(dataset_dir / self.image_subdir, f"{self.name} image folder", self.layout())
+        dataset_dir, image_dir = locate(data_root, self.name, self.folder, self.image_subdir, self.layout())
         split_path = Path(split_file) if split_file else dataset_dir / self.split_name
-        if not split_path.is_file():
-            if split_file:
-                raise VLPromptError(f"--split-file {split_path} not found; pass an existing CoOp split JSON")
-            self._regenerate(dataset_dir, image_dir, split_path, allowed=regenerate)
-        rows = read_split_file(split_path)
+        if split_path.is_file():
+            rows = read_split_file(split_path)
+        elif split_file:
+            raise VLPromptError(f"--split-file {split_path} not found; pass an existing CoOp split JSON")
+        else:
+            rows = self._regenerate(dataset_dir, image_dir, split_path, allowed=regenerate)
         dataset = splits_from_rows(
             self.name, image_dir, rows, split_path, template=self.template,
             kgcoop_template=self.kgcoop_template or self.template,
@@ -99,7 +90,8 @@ class SplitBenchmark:
         check_class_count(self.name, dataset.num_classes, self.num_classes, split_path, strict)
         return dataset
 
-    def _regenerate(self, dataset_dir: Path, image_dir: Path, split_path: Path, allowed: bool) -> None:
+    def _regenerate(self, dataset_dir: Path, image_dir: Path, split_path: Path, allowed: bool
+                    ) -> Dict[str, List[Row]]:
         fix = f"download {self.split_name} (see {LAYOUT_DOC}) into {dataset_dir}"
         missing = [s for s in self.regen_sources if not (dataset_dir / s).exists()]
         if missing:
@@ -110,16 +102,17 @@ class SplitBenchmark:
             raise VLPromptError(f"split file {split_path} not found; first use will regenerate it from {inputs} "
                                 f"as CoOp does, which can differ from the published split: {fix}")
         try:
-            rows = self.regenerate(dataset_dir, image_dir, random.Random(REGEN_SEED))
+            rows = self.regenerator(dataset_dir, image_dir, random.Random(REGEN_SEED))
         except (OSError, ValueError, KeyError, IndexError) as exc:
             raise VLPromptError(f"cannot regenerate {split_path} from {inputs}: {exc!r}; {fix}") from None
         try:
-            write_json_atomic(split_path, dump_split_json(rows))
-            logger.warning("%s: split file %s was missing; regenerated it from %s (seed %d) as CoOp does",
-                           self.name, split_path, inputs, REGEN_SEED)
+            write_text(split_path, dump_split_json(rows))
+            saved = "saved it"
         except OSError as exc:
-            raise VLPromptError(f"split file {split_path} is missing and cannot be written ({exc.strerror}); "
-                                f"{fix}") from None
+            saved = f"could not save it ({exc.strerror or exc}), using it from memory"
+        logger.warning("%s: split file %s was missing; regenerated it from %s (seed %d) as CoOp does and %s",
+                       self.name, split_path, inputs, REGEN_SEED, saved)
+        return rows
 
 
 EUROSAT_NAMES = {
@@ -175,9 +168,7 @@ def read_fgvc_aircraft(data_root: Optional[Path], *, split_file: Optional[Path] 
     """FGVC-Aircraft from its official lists: labels = line order of ``variants.txt``; each
     ``images_variant_<split>.txt`` line is ``<image id> <variant words>``."""
     reject_split_file("fgvc_aircraft", split_file)
-    dataset_dir = require_dir(require_root(data_root, "fgvc_aircraft") / "fgvc_aircraft", "fgvc_aircraft dataset folder",
-                              AIRCRAFT_LAYOUT)
-    image_dir = require_dir(dataset_dir / "images", "fgvc_aircraft image folder", AIRCRAFT_LAYOUT)
+    dataset_dir, image_dir = locate(data_root, "fgvc_aircraft", "fgvc_aircraft", "images", AIRCRAFT_LAYOUT)
     variants_file = dataset_dir / "variants.txt"
     variants = read_lines(variants_file, f"expected layout: {AIRCRAFT_LAYOUT}")
     labels = {name: i for i, name in enumerate(variants)}

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from vlprompt.data.base import DatasetSplits, Datum
-from vlprompt.data.splitfile import dump_split_json, read_split_file, rows_of, write_json_atomic
+from vlprompt.data.splitfile import dump_split_json, read_split_file, rows_of
 from vlprompt.errors import VLPromptError
+from vlprompt.io import write_text
 
 logger = logging.getLogger("vlprompt.data")
 
@@ -104,7 +105,7 @@ def _from_cache(dataset: DatasetSplits, path: Path) -> Optional[DatasetSplits]:
 
 def _write_cache(dataset: DatasetSplits, path: Path) -> None:
     try:
-        write_json_atomic(path, fewshot_json(dataset))
+        write_text(path, fewshot_json(dataset))
     except OSError as exc:
         if path.parent not in _unwritable_dirs:
             _unwritable_dirs.add(path.parent)

@@ -9,7 +9,6 @@ aliases it as "val", here ``val`` is left empty. The variants have only a test s
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -22,10 +21,10 @@ from vlprompt.data.layout import (
     folder_items,
     list_folders,
     list_images,
+    locate,
     read_lines,
     reject_split_file,
     require_dir,
-    require_root,
 )
 from vlprompt.data.splitfile import prompt_name
 from vlprompt.errors import VLPromptError
@@ -33,7 +32,7 @@ from vlprompt.errors import VLPromptError
 
 def read_classnames(path: Path, layout: str) -> Dict[str, str]:
     """``classnames.txt`` as an ordered ``wnid -> class name`` mapping."""
-    names: Dict[str, str] = OrderedDict()
+    names: Dict[str, str] = {}
     for line in read_lines(path, f"expected layout: {layout}"):
         wnid, _, name = line.partition(" ")
         if not name:
@@ -67,8 +66,7 @@ def read_imagenet(data_root: Optional[Path], *, split_file: Optional[Path] = Non
                   regenerate: bool = True) -> DatasetSplits:
     """ImageNet: train = ``images/train``, test = ``images/val`` (the official val set); labels = sorted wnids."""
     reject_split_file("imagenet", split_file)
-    dataset_dir = require_dir(require_root(data_root, "imagenet") / "imagenet", "imagenet dataset folder", IMAGENET_LAYOUT)
-    image_dir = require_dir(dataset_dir / "images", "imagenet image folder", IMAGENET_LAYOUT)
+    dataset_dir, image_dir = locate(data_root, "imagenet", "imagenet", "images", IMAGENET_LAYOUT)
     names_file = dataset_dir / "classnames.txt"
     names = read_classnames(names_file, IMAGENET_LAYOUT)
     train_dir = require_dir(image_dir / "train", "imagenet train folder", IMAGENET_LAYOUT)
@@ -109,9 +107,7 @@ class ImageNetVariant:
         reject_split_file(self.name, split_file)
         layout = (f"<data-root>/{self.folder}/classnames.txt and <data-root>/{self.folder}/{self.image_subdir}/"
                   f"<class>/* (see {LAYOUT_DOC})")
-        dataset_dir = require_dir(require_root(data_root, self.name) / self.folder, f"{self.name} dataset folder",
-                                  layout)
-        image_dir = require_dir(dataset_dir / self.image_subdir, f"{self.name} image folder", layout)
+        dataset_dir, image_dir = locate(data_root, self.name, self.folder, self.image_subdir, layout)
         names_file = dataset_dir / "classnames.txt"
         names = read_classnames(names_file, layout)
         if self.numbered:
@@ -130,9 +126,9 @@ class ImageNetVariant:
         if self.with_rows:
             row_of = {wnid: i for i, wnid in enumerate(sorted(names))}
             extra["imagenet_rows"] = [row_of[f] for f in folders]
-        return DatasetSplits(self.name, image_dir, [prompt_name(n) for n in raw], train=[], val=[],
-                             test=folder_items(image_dir, "", zip(folders, range(len(folders)), raw)), template=PHOTO, kgcoop_template=PHOTO,
-                             extra=extra)
+        test = folder_items(image_dir, "", zip(folders, range(len(folders)), raw))
+        return DatasetSplits(self.name, image_dir, [prompt_name(n) for n in raw], train=[], val=[], test=test,
+                             template=PHOTO, kgcoop_template=PHOTO, extra=extra)
 
 
 IMAGENET_VARIANTS = [

@@ -26,6 +26,13 @@ def require_root(data_root: Optional[Path], name: str) -> Path:
     return Path(data_root)
 
 
+def locate(data_root: Optional[Path], name: str, folder: str, image_subdir: str, layout: str) -> Tuple[Path, Path]:
+    """``(dataset folder, image folder)`` of dataset ``name`` under ``--data-root``; a missing one is an error
+    that names the path and the expected ``layout``."""
+    dataset_dir = require_dir(require_root(data_root, name) / folder, f"{name} dataset folder", layout)
+    return dataset_dir, require_dir(dataset_dir / image_subdir, f"{name} image folder", layout)
+
+
 def reject_split_file(name: str, split_file: Optional[Path]) -> None:
     if split_file:
         raise VLPromptError(f"--split-file does not apply to --dataset {name} (it has no split file); drop it")

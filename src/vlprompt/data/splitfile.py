@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Tuple
 
@@ -47,23 +46,6 @@ def _check_row(row, path: Path, split: str, index: int) -> Row:
         raise VLPromptError(f"split file {path}: {split}[{index}] = {row!r} is not "
                             f"[relpath, label >= 0, classname]; fix the entry")
     return row[0], row[1], row[2]
-
-
-def write_json_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never a half-written file).
-
-    Raises ``OSError`` when the folder cannot be written; callers decide whether that is fatal.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def dump_split_json(splits: Dict[str, Iterable[Row]]) -> str:

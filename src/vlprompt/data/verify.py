@@ -20,9 +20,10 @@ def verify_dataset(name: str, data_root: Optional[Union[str, Path]],
     """Read ``name`` without regenerating anything and stat every split entry; returns the report lines
     (per-split image and class counts) or raises :class:`VLPromptError` with the fix."""
     dataset = read_dataset(name, data_root, split_file=split_file, regenerate=False)
-    missing = sorted({d.impath for s in SPLITS for d in dataset.split(s) if not os.path.isfile(d.impath)})
+    entries = {d.impath: d.relpath for s in SPLITS for d in dataset.split(s)}
+    missing = [rel for path, rel in entries.items() if not os.path.isfile(path)]
     if missing:
-        shown = ", ".join(os.path.relpath(p, dataset.image_dir) for p in missing[:SHOW_MISSING])
+        shown = ", ".join(missing[:SHOW_MISSING])
         raise VLPromptError(f"{len(missing)} split entries are missing under {dataset.image_dir} (e.g. {shown}); "
                             f"point --data-root at the complete dataset or re-download the images")
     return summary(dataset)

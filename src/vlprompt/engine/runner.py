@@ -281,6 +281,7 @@ def _already_done(run: RunDir, quiet: bool) -> Optional[Dict]:
 
 
 def run_zeroshot(args, quiet: bool = False) -> Dict:
+    dataset = _dataset(args)  # data errors first: they need no model loading
     backbone = _backbone(args)
     precision = resolve_precision(getattr(args, "precision", "auto"), backbone.device)
     cfgs = build_configs("zeroshot", args.shots, None, {"precision": precision, "test_batch_size": args.batch_size},
@@ -292,7 +293,6 @@ def run_zeroshot(args, quiet: bool = False) -> Dict:
     done = _already_done(run, quiet)
     if done:
         return done
-    dataset = _dataset(args)
     space = label_space(dataset)
     task = PromptTask(backbone, "zeroshot", [], cfgs, space, "zeroshot").to(backbone.device)
     cache = None if args.no_feature_cache else fc.FeatureCache(backbone)
@@ -317,6 +317,7 @@ def run_train(args, quiet: bool = False) -> Dict:
     if args.no_feature_cache:
         train_flags["feature_cache"] = False
     cfgs = build_configs(args.method, args.shots, args.preset, train_flags, args.set or [])
+    dataset = _dataset(args)
     backbone = _backbone(args)
     cfg: TrainConfig = cfgs["train"]
     cfg.precision = resolve_precision(cfg.precision, backbone.device)
@@ -327,7 +328,6 @@ def run_train(args, quiet: bool = False) -> Dict:
     done = _already_done(run, quiet)
     if done:
         return done
-    dataset = _dataset(args)
     space = label_space(dataset)
     seed_everything(args.seed)
     task = build_task(backbone, args.method, cfgs, space, cfg.precision)
@@ -396,6 +396,7 @@ def train_stream(task, items, backbone, cfg: TrainConfig, seed: int, cache, num_
 def run_eval(args, quiet: bool = False) -> Dict:
     """Evaluate a trained run on a dataset / label space (e.g. a base run on the new classes)."""
     meta, tensors = load_weights(Path(args.run))
+    dataset = _dataset(args)
     trained_backbone = meta["backbone"]
     backbone = _backbone(args, backbone=args.backbone or trained_backbone["backbone"],
                          pretrained=args.pretrained or _pretrained_arg(trained_backbone))
@@ -410,7 +411,6 @@ def run_eval(args, quiet: bool = False) -> Dict:
     done = _already_done(run, quiet)
     if done:
         return done
-    dataset = _dataset(args)
     space = eval_label_space(dataset, meta, args.label_space)
     task = build_task(backbone, meta["method"], cfgs, space_from_meta(meta), cfgs["train"].precision)
     missing, unexpected = task.load_state_dict(tensors, strict=False)

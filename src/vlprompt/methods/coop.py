@@ -54,13 +54,14 @@ class CoOp(PromptLearner):
             ctx = torch.empty(shape).normal_(0, config.init_std)
             self.prefix_text = placeholder_prefix(self.n_ctx)
         self.ctx = nn.Parameter(ctx.to(backbone.device))
+        self.trained_classnames = list(space.classnames)
         self.set_classnames(space)
 
     def set_classnames(self, space: LabelSpace) -> None:
-        if self.csc and len(space) != self.ctx.shape[0]:
+        if self.csc and list(space.classnames) != self.trained_classnames:
             raise VLPromptError(
-                f"this class-specific (CSC) context was trained for {self.ctx.shape[0]} classes and cannot be "
-                f"evaluated on {len(space)} other classes; train a generic context (coop.csc=false) for transfer"
+                f"this class-specific (CSC) context was trained for {len(self.trained_classnames)} other classes "
+                f"and cannot be evaluated on these {len(space)}; train a generic context (coop.csc=false) for transfer"
             )
         self.classnames = list(space.classnames)
         self.prompts = ClassPrompts(self.backbone, space.classnames, self.prefix_text, self.n_ctx)

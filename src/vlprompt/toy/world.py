@@ -58,6 +58,8 @@ PATTERNS: Tuple[str, ...] = ("plain", "striped", "dotted", "checkered")
 #: radius range of each size, as a fraction of the image side
 SIZES: Dict[str, Tuple[float, float]] = {"small": (0.14, 0.2), "medium": (0.22, 0.28), "large": (0.3, 0.38)}
 STYLES: Tuple[str, ...] = ("clean", "photo", "sketch")
+#: bump whenever sampling or rendering changes: cached datasets are stored per version
+WORLD_VERSION = 1
 
 #: sentence frames of pretraining captions; ``{}`` is a noun phrase with its article ("a red star")
 CAPTION_TEMPLATES: Tuple[str, ...] = (
@@ -71,7 +73,7 @@ CAPTION_TEMPLATES: Tuple[str, ...] = (
     "{}.",
 )
 
-_SUPERSAMPLE = 4  # shapes are drawn at 4x resolution and box-filtered down (anti-aliasing)
+_CANVAS = 128  # shapes are drawn on a canvas of at least this side, then box-filtered down (anti-aliasing)
 _MAX_ANGLE = 20.0
 _CLUTTER_RADIUS = (0.08, 0.12)
 
@@ -233,14 +235,12 @@ def _unit_outline(shape: str) -> np.ndarray:
     raise ValueError(f"unknown shape {shape!r}")
 
 
-def _mask(t: Thing, side: int) -> np.ndarray:
-    """Anti-aliasing-ready binary mask (float 0/1) of a thing on a ``side``-pixel canvas."""
+def _outline(t: Thing, side: int, x0: int, y0: int) -> list:
+    """Vertices of a thing on a ``side``-pixel canvas, relative to the window corner ``(x0, y0)``."""
     a = np.deg2rad(t.angle)
     rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    pts = _unit_outline(t.shape) @ rot.T * (t.radius * side) + [t.cx * side, t.cy * side]
-    img = Image.new("L", (side, side), 0)
-    ImageDraw.Draw(img).polygon([tuple(p) for p in pts], fill=255)
-    return np.asarray(img, dtype=np.float32) / 255.0
+    pts = _unit_outline(t.shape) @ rot.T * (t.radius * side) + [t.cx * side - x0, t.cy * side - y0]
+    return [tuple(p) for p in pts]
 
 
 def _shade(rgb: RGB) -> np.ndarray:
@@ -249,9 +249,8 @@ def _shade(rgb: RGB) -> np.ndarray:
     return c * 0.45 if c @ [0.299, 0.587, 0.114] > 110 else c + (255 - c) * 0.5
 
 
-def _pattern(t: Thing, side: int) -> np.ndarray:
-    """Boolean map of where the pattern colour replaces the fill colour (in the object's frame)."""
-    y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
+def _pattern(t: Thing, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Where the pattern colour replaces the fill colour; ``x``, ``y`` are image-side fractions."""
     a = np.deg2rad(t.angle)
     u = (x - t.cx) * np.cos(a) + (y - t.cy) * np.sin(a)
     v = -(x - t.cx) * np.sin(a) + (y - t.cy) * np.cos(a)
@@ -262,29 +261,34 @@ def _pattern(t: Thing, side: int) -> np.ndarray:
         return (np.mod(u, p) - p / 2) ** 2 + (np.mod(v, p) - p / 2) ** 2 < 0.045**2
     if t.pattern == "checkered":
         return (np.floor(u / 0.085) + np.floor(v / 0.085)) % 2 == 0
-    return np.zeros((side, side), dtype=bool)
+    return np.zeros(x.shape, dtype=bool)
 
 
 def _paint(canvas: np.ndarray, t: Thing, sketch: bool) -> None:
+    """Composite one thing onto ``canvas`` in place, working only inside its bounding box."""
     side = canvas.shape[0]
-    mask = _mask(t, side)
-    fill = np.broadcast_to(np.asarray(t.rgb, dtype=np.float32), canvas.shape).copy()
-    if sketch:  # thick outline plus sparse hatching, paper showing through
-        stroke = max(3, int(0.05 * side)) | 1
-        inner = np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).filter(ImageFilter.MinFilter(stroke)),
-                           dtype=np.float32) / 255.0
-        y, x = np.mgrid[0:side, 0:side] / side
-        hatch = np.mod((x - y) / 0.07, 1.0) < 0.3
-        mask = (mask - inner) + inner * hatch
+    x0, y0 = (max(0, int((c - t.radius * 1.1) * side)) for c in (t.cx, t.cy))
+    x1, y1 = (min(side, int((c + t.radius * 1.1) * side) + 2) for c in (t.cx, t.cy))
+    pts = _outline(t, side, x0, y0)
+    layer = Image.new("L", (x1 - x0, y1 - y0), 0)
+    ImageDraw.Draw(layer).polygon(pts, fill=255)
+    mask = np.asarray(layer, dtype=np.float32) / 255.0
+    y, x = np.mgrid[y0:y1, x0:x1].astype(np.float32) / side
+    fill = np.broadcast_to(np.asarray(t.rgb, dtype=np.float32), (*mask.shape, 3)).copy()
+    if sketch:  # sparse hatching inside a thick outline, paper showing through
+        mask *= np.mod((x - y) / 0.07, 1.0) < 0.45
+        stroke = Image.new("L", layer.size, 0)
+        ImageDraw.Draw(stroke).line(pts + pts[:1], fill=255, width=max(2, round(0.045 * side)), joint="curve")
+        mask = np.maximum(mask, np.asarray(stroke, dtype=np.float32) / 255.0)
     else:
-        fill[_pattern(t, side)] = _shade(t.rgb)
-    canvas *= 1 - mask[..., None]
-    canvas += fill * mask[..., None]
+        fill[_pattern(t, x, y)] = _shade(t.rgb)
+    window = canvas[y0:y1, x0:x1]
+    window += (fill - window) * mask[..., None]
 
 
 def render(scene: Scene, size: int) -> Image.Image:
     """Draw ``scene`` as a ``size`` x ``size`` RGB image (deterministic: noise comes from the scene)."""
-    side = size * _SUPERSAMPLE
+    side = size * -(-_CANVAS // size)
     frac = np.linspace(0.0, 1.0, side, dtype=np.float32)[None, :, None]
     lo, hi = (np.asarray(c, dtype=np.float32) for c in scene.bg_rgb)
     canvas = np.broadcast_to(lo + (hi - lo) * frac, (side, side, 3)).copy()
