@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from data_fixtures import (
@@ -136,6 +138,12 @@ def test_fewshot_errors(run, tmp_path):
     code, _, err = run("data", "fewshot", "--dataset", "nope", "--data-root", tmp_path, "--shots", 1,
                        "--out", tmp_path / "x.json")
     assert code == 2 and "unknown dataset 'nope' for --dataset" in err
+
+
+def test_reading_splits_does_not_import_torch():
+    """`vlprompt data` stays fast: only the image loader and transforms need torch."""
+    code = "import sys, vlprompt.data, vlprompt.data.verify; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_data_without_a_subcommand_prints_help(run):

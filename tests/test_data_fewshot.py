@@ -92,6 +92,15 @@ def test_base_new_class_counts(full_splits, name):
     assert len(base.test) + len(new.test) == len(dataset.test)
 
 
+@pytest.mark.parametrize("n,n_base", [(101, 51), (397, 199), (1000, 500), (100, 50), (1, 1)])
+def test_base_is_the_ceiling_half_of_the_sorted_train_labels(n, n_base):
+    train = [Datum(f"/x/{y}.jpg", y, f"c{y}", f"{y}.jpg") for y in reversed(range(n))]
+    dataset = DatasetSplits("x", None, [f"c{y}" for y in range(n)], train, [], train)
+    base, new = subsample_classes(dataset, "base"), subsample_classes(dataset, "new")
+    assert (base.num_classes, new.num_classes) == (n_base, n - n_base)
+    assert base.classnames == [f"c{y}" for y in range(n_base)] and {d.label for d in new.test} == set(range(n - n_base))
+
+
 def test_subsample_uses_test_labels_without_train_and_carries_imagenet_rows():
     items = [Datum(f"/x/{i}.jpg", i, f"c{i}", f"{i}.jpg") for i in range(5)]
     dataset = DatasetSplits("imagenet_a", None, [f"c{i}" for i in range(5)], [], [], items,

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 
+import numpy as np
 import pytest
 from data_fixtures import (
     COOP_SPLITS,
+    FOLDERS,
+    SHARED_SPLIT_FILES,
     benchmark_layout,
     published_split,
     relpaths,
@@ -106,6 +110,32 @@ def test_dtd_style_regeneration_writes_the_split_and_logs_once(tmp_path, caplog)
     assert relpaths(read_dataset("eurosat", tmp_path, strict=False).train) == relpaths(ds.train)  # deterministic
 
 
+def test_regenerated_split_is_kept_in_memory_when_the_folder_is_read_only(tmp_path, monkeypatch, caplog):
+    import vlprompt.data.benchmarks as benchmarks
+
+    def refuse(path, text):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(benchmarks, "write_text", refuse)
+    touch_all(tmp_path / "dtd" / "images" / "banded", [f"banded_{i}.jpg" for i in range(10)])
+    with caplog.at_level(logging.WARNING, logger="vlprompt.data"):
+        ds = read_dataset("dtd", tmp_path, strict=False)
+    assert [len(ds.train), len(ds.val), len(ds.test)] == [5, 2, 3]
+    assert "could not save it (Permission denied)" in caplog.text
+    assert not (tmp_path / "dtd" / "split_zhou_DescribableTextures.json").exists()
+
+
+def test_mat_files_need_scipy_only_to_regenerate(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy.io", None)  # as if scipy were not installed
+    benchmark_layout(tmp_path, "oxford_flowers")
+    assert read_dataset("oxford_flowers", tmp_path).num_classes == 102
+    (tmp_path / "oxford_flowers" / "split_zhou_OxfordFlowers.json").unlink()
+    (tmp_path / "oxford_flowers" / "imagelabels.mat").touch()
+    (tmp_path / "oxford_flowers" / "cat_to_name.json").write_text("{}")
+    with pytest.raises(VLPromptError, match=r"imagelabels.mat needs scipy \(pip install scipy\)"):
+        read_dataset("oxford_flowers", tmp_path)
+
+
 def test_caltech_regeneration_drops_ignored_folders_and_renames(tmp_path):
     images = tmp_path / "caltech-101" / "101_ObjectCategories"
     for cls in ("BACKGROUND_Google", "Faces", "Faces_easy", "Leopards", "accordion"):
@@ -158,8 +188,22 @@ def test_sun397_regeneration_names(tmp_path):
     assert [len(ds.train), len(ds.val)] == [8, 2]
 
 
+# The next three tests rebuild a dataset's official annotation files from its published split; regenerating
+# the split from them (seed 1) must give the published file back exactly.
+
+
+def assert_regenerates_published(root, name, published):
+    read_dataset(name, root)
+    dataset_dir = root / FOLDERS[name][0]
+    assert json.loads((dataset_dir / SHARED_SPLIT_FILES[name]).read_text()) == published
+
+
+@pytest.fixture
+def savemat():
+    return pytest.importorskip("scipy.io").savemat
+
+
 def test_ucf101_regeneration_reproduces_the_published_split(tmp_path):
-    """The official lists rebuilt from the published split; regeneration with seed 1 gives it back exactly."""
     published = published_split("ucf101")
     dataset_dir = tmp_path / "ucf101"
     (dataset_dir / "UCF-101-midframes").mkdir(parents=True)
@@ -173,14 +217,10 @@ def test_ucf101_regeneration_reproduces_the_published_split(tmp_path):
     trainval = sorted(published["train"] + published["val"], key=lambda r: (r[1], r[0]))
     write_lines(dataset_dir / "ucfTrainTestlist" / "trainlist01.txt", [f"{official(r)} {r[1] + 1}" for r in trainval])
     write_lines(dataset_dir / "ucfTrainTestlist" / "testlist01.txt", [official(r) for r in published["test"]])
-    read_dataset("ucf101", tmp_path)
-    assert json.loads((dataset_dir / "split_zhou_UCF101.json").read_text()) == published
+    assert_regenerates_published(tmp_path, "ucf101", published)
 
 
-def test_stanford_cars_regeneration_reproduces_the_published_split(tmp_path):
-    scipy_io = pytest.importorskip("scipy.io")
-    import numpy as np
-
+def test_stanford_cars_regeneration_reproduces_the_published_split(tmp_path, savemat):
     published = published_split("stanford_cars")
     dataset_dir = tmp_path / "stanford_cars"
     names = {}
@@ -198,27 +238,22 @@ def test_stanford_cars_regeneration_reproduces_the_published_split(tmp_path):
         return {"annotations": records}
 
     (dataset_dir / "devkit").mkdir(parents=True)
-    scipy_io.savemat(dataset_dir / "devkit" / "cars_meta.mat", {"class_names": meta})
+    savemat(dataset_dir / "devkit" / "cars_meta.mat", {"class_names": meta})
     trainval = sorted(published["train"] + published["val"])  # the devkit lists 00001.jpg, 00002.jpg, ...
-    scipy_io.savemat(dataset_dir / "devkit" / "cars_train_annos.mat", annotations(trainval))
-    scipy_io.savemat(dataset_dir / "cars_test_annos_withlabels.mat", annotations(published["test"]))
-    read_dataset("stanford_cars", tmp_path)
-    assert json.loads((dataset_dir / "split_zhou_StanfordCars.json").read_text()) == published
+    savemat(dataset_dir / "devkit" / "cars_train_annos.mat", annotations(trainval))
+    savemat(dataset_dir / "cars_test_annos_withlabels.mat", annotations(published["test"]))
+    assert_regenerates_published(tmp_path, "stanford_cars", published)
 
 
-def test_oxford_flowers_regeneration_reproduces_the_published_split(tmp_path):
-    scipy_io = pytest.importorskip("scipy.io")
-    import numpy as np
-
+def test_oxford_flowers_regeneration_reproduces_the_published_split(tmp_path, savemat):
     published = published_split("oxford_flowers")
     dataset_dir = tmp_path / "oxford_flowers"
     (dataset_dir / "jpg").mkdir(parents=True)
     label_of = {int(rel[6:11]): label for s in published.values() for rel, label, _ in s}
     labels = np.array([[label_of[i] + 1 for i in range(1, len(label_of) + 1)]], dtype=np.uint8)
-    scipy_io.savemat(dataset_dir / "imagelabels.mat", {"labels": labels})
+    savemat(dataset_dir / "imagelabels.mat", {"labels": labels})
     (dataset_dir / "cat_to_name.json").write_bytes(shared_file(COOP_SPLITS / "cat_to_name.json").read_bytes())
-    read_dataset("oxford_flowers", tmp_path)
-    assert json.loads((dataset_dir / "split_zhou_OxfordFlowers.json").read_text()) == published
+    assert_regenerates_published(tmp_path, "oxford_flowers", published)
 
 
 # ---------------------------------------------------------------- FGVC-Aircraft

@@ -26,7 +26,7 @@ class TrainConfig:
     warmup_lr: float = 1e-5
     precision: str = "auto"  # auto | fp32 | bf16 | amp | fp16
     feature_cache: bool = True  # frozen image features when the image tower has no prompts
-    feature_pool: int = 8  # augmented views per train image kept in the feature cache
+    feature_pool: int = 16  # augmented views per train image kept in the feature cache (capped at epochs)
     eval_every: int = 0  # evaluate on the test split every N epochs (0 = only at the end)
     test_batch_size: int = 100
     eval_chunk: int = 25  # images per chunk for image-conditioned text (CoCoOp) evaluation

@@ -33,14 +33,12 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
+from vlprompt.data.transforms import CLIP_MEAN, CLIP_STD
 from vlprompt.errors import VLPromptError
 
 BlockHook = Callable[[str, int, nn.Module, torch.Tensor, torch.Tensor, int], None]
 #: per-block prompts: ``prompts[i]`` is None or a tensor ``[n, D]`` / ``[N, n, D]`` for block ``i``
 DeepPrompts = Optional[Sequence[Optional[torch.Tensor]]]
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def _expand(p: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor:

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "vlprompt.cli.zeroshot_cmd",
     "vlprompt.cli.train_cmd",
     "vlprompt.cli.eval_cmd",
+    "vlprompt.cli.demo_cmd",
 ]
 
 
@@ -37,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(message: str) -> str:
+    """The user-facing line of an error message; errors raised in DataLoader workers arrive wrapped in
+    torch's "Caught ... in DataLoader worker" text with the original message on the last line."""
+    if "Original Traceback" in message:
+        message = message.strip().splitlines()[-1].split("VLPromptError: ", 1)[-1]
+    return message
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -46,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         code = args.func(args)
     except VLPromptError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -66,3 +66,6 @@ def build_dataset(name: str, data_root: Optional[PathLike], *, shots: int = 0, s
         raise VLPromptError(f"--shots must be >= 0 (0 = all images), got {shots}")
     dataset = read_dataset(name, data_root, split_file=split_file, **options)
     return subsample_classes(load_fewshot(dataset, shots, seed), subsample)
+
+
+from vlprompt.toy import datasets as _toy_datasets  # noqa: E402,F401  (registers toy-b2n, toy-shift, toy-xd)

@@ -27,6 +27,7 @@ from vlprompt.data.splitfile import (
     prompt_name,
     read_split_file,
     splits_from_rows,
+    user_split_file,
 )
 from vlprompt.errors import VLPromptError
 from vlprompt.io import write_text
@@ -76,11 +77,9 @@ class SplitBenchmark:
     def __call__(self, data_root: Optional[Path], *, split_file: Optional[Path] = None, strict: bool = True,
                  regenerate: bool = True) -> DatasetSplits:
         dataset_dir, image_dir = locate(data_root, self.name, self.folder, self.image_subdir, self.layout())
-        split_path = Path(split_file) if split_file else dataset_dir / self.split_name
+        split_path = user_split_file(split_file) if split_file else dataset_dir / self.split_name
         if split_path.is_file():
             rows = read_split_file(split_path)
-        elif split_file:
-            raise VLPromptError(f"--split-file {split_path} not found; pass an existing CoOp split JSON")
         else:
             rows = self._regenerate(dataset_dir, image_dir, split_path, allowed=regenerate)
         dataset = splits_from_rows(

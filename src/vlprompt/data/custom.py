@@ -10,7 +10,14 @@ from typing import Optional
 
 from vlprompt.data.base import DATASETS, DatasetSplits
 from vlprompt.data.layout import PHOTO, folder_items, list_folders, reject_split_file, require_dir, require_root
-from vlprompt.data.splitfile import SPLITS, fewshot_dir_for, prompt_name, read_split_file, splits_from_rows
+from vlprompt.data.splitfile import (
+    SPLITS,
+    fewshot_dir_for,
+    prompt_name,
+    read_split_file,
+    splits_from_rows,
+    user_split_file,
+)
 from vlprompt.errors import VLPromptError
 
 FOLDER_LAYOUT = "<data-root>/{train,val,test}/<class>/<image> (val and train optional, test required)"
@@ -30,13 +37,12 @@ def read_folder(data_root: Optional[Path], *, split_file: Optional[Path] = None,
     reject_split_file("folder", split_file)
     root = require_dir(require_root(data_root, "folder"), "folder dataset root", FOLDER_LAYOUT)
     require_dir(root / "test", "test folder", FOLDER_LAYOUT)
-    present = [s for s in SPLITS if (root / s).is_dir()]
-    classes = sorted({c for s in present for c in list_folders(root / s)})
+    folders = {s: list_folders(root / s) if (root / s).is_dir() else [] for s in SPLITS}
+    classes = sorted({c for names in folders.values() for c in names})
     if not classes:
         raise VLPromptError(f"{root / 'test'} has no class folders; expected layout: {FOLDER_LAYOUT}")
     label = {c: i for i, c in enumerate(classes)}
-    items = {s: folder_items(root, s, [(c, label[c], c) for c in list_folders(root / s)]) if s in present else []
-             for s in SPLITS}
+    items = {s: folder_items(root, s, [(c, label[c], c) for c in names]) for s, names in folders.items()}
     return DatasetSplits("folder", root, [prompt_name(c) for c in classes], **items, template=PHOTO,
                          kgcoop_template=PHOTO, fewshot_dir=root / "split_fewshot")
 
@@ -51,9 +57,7 @@ def read_split(data_root: Optional[Path], *, split_file: Optional[Path] = None, 
     if not split_file:
         raise VLPromptError("--dataset split needs --split-file FILE (a CoOp split JSON "
                             "{\"train\"|\"val\"|\"test\": [[relpath, label, classname], ...]})")
-    split_path = Path(split_file)
-    if not split_path.is_file():
-        raise VLPromptError(f"--split-file {split_path} not found; pass an existing CoOp split JSON")
+    split_path = user_split_file(split_file)
     image_dir = require_dir(Path(data_root) if data_root is not None else split_path.parent,
                             "image folder (--data-root)", "the split file's relpaths are relative to --data-root")
     return splits_from_rows("split", image_dir, read_split_file(split_path, required=("test",)), split_path,

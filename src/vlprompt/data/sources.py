@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from vlprompt.data.regenerate import Group
 from vlprompt.data.layout import list_folders, list_images, read_lines
+from vlprompt.data.regenerate import Group
 from vlprompt.data.splitfile import Row
 from vlprompt.errors import VLPromptError
 
@@ -35,12 +35,13 @@ def _loadmat(path: Path):
     return loadmat(str(path))
 
 
-def folder_groups(image_dir: Path, ignored: Sequence[str] = (), renames: Mapping[str, str] = ()) -> List[Group]:
+def folder_groups(image_dir: Path, ignored: Sequence[str] = (), renames: Optional[Mapping[str, str]] = None
+                  ) -> List[Group]:
     """One group per class folder (sorted; ``ignored`` dropped; names renamed), files sorted.
 
     The reference lists files in ``os.listdir`` order; sorting makes regeneration deterministic.
     """
-    renames = dict(renames)
+    renames = renames or {}
     classes = [c for c in list_folders(image_dir) if c not in ignored]
     return [(label, renames.get(c, c), [f"{c}/{name}" for name in list_images(image_dir / c)])
             for label, c in enumerate(classes)]

@@ -1,4 +1,4 @@
-"""CoOp split files: reading, writing, and turning rows into labelled items.
+"""CoOp split files: reading, serialising, and turning rows into labelled items.
 
 A split file is JSON ``{"train"|"val"|"test": [[relpath, label, classname], ...]}`` with paths relative
 to the dataset's image folder (CoOp ``OxfordPets.read_split`` / ``save_split``). The same format, with
@@ -85,6 +85,14 @@ def classnames_from_items(items: Iterable[Datum], source: Path) -> List[str]:
         raise VLPromptError(f"{source}: labels must be 0..{max(names)} without gaps but label {gaps[0]} "
                             f"has no image ({len(gaps)} missing); relabel the classes contiguously")
     return [prompt_name(names[i]) for i in range(len(names))]
+
+
+def user_split_file(split_file: Path) -> Path:
+    """``--split-file`` as a path, which must exist (user-chosen split files are never regenerated)."""
+    path = Path(split_file)
+    if not path.is_file():
+        raise VLPromptError(f"--split-file {path} not found; pass an existing CoOp split JSON")
+    return path
 
 
 def fewshot_dir_for(split_path: Path) -> Path:

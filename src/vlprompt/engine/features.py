@@ -76,7 +76,10 @@ def encode_items(encode: Callable[[torch.Tensor], torch.Tensor], loader, desc: s
     """Run ``encode`` over an image loader; returns ``(features [N, E], labels [N], indices [N])``."""
     feats, labels, index = [], [], []
     with tqdm(total=total, desc=desc, unit="img", leave=False) as bar:
-        for images, y, idx in loader:
+        for batch in loader:
+            if batch is None:  # every image of the batch was skipped (--skip-corrupt)
+                continue
+            images, y, idx = batch
             feats.append(encode(images).float().cpu())
             labels.append(y)
             index.append(idx)

@@ -154,7 +154,10 @@ def evaluate(task, items, backbone, cfg: TrainConfig, device, cache: Optional[fc
     else:
         from tqdm.auto import tqdm
 
-        for images, y, _ in tqdm(loader(), desc="evaluating", leave=False, disable=not progress):
+        for batch in tqdm(loader(), desc="evaluating", leave=False, disable=not progress):
+            if batch is None:  # every image of the batch was skipped (--skip-corrupt)
+                continue
+            images, y, _ = batch
             for s in range(0, len(y), chunk):
                 preds.append(task.predict(images=images[s:s + chunk].to(device)).argmax(-1).cpu())
             labels.append(y)

@@ -113,7 +113,10 @@ def _run_epoch(task, data: TrainData, optimizer, cfg, seed: int, epoch: int, dev
     sums: Dict[str, float] = {}
     correct = seen = steps = 0
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
-    for step, (x, y, _) in enumerate(bar):
+    for step, batch in enumerate(bar):
+        if batch is None:  # every image of the batch was skipped (--skip-corrupt)
+            continue
+        x, y, _ = batch
         x, y = x.to(device), y.to(device)
         with autocast_context(cfg.precision, device):
             out = task(image_features=x) if data.features else task(images=x)
