@@ -166,7 +166,7 @@ def _train_two_steps(task, backbone):
         optimizer.step()
     assert all(not torch.equal(before[k], p) for k, p in task.trainable_parameters().items())
     assert all(torch.equal(frozen[k], v) for k, v in backbone.clip.state_dict().items())
-    return terms
+    return {k: v.detach() for k, v in terms.items()}
 
 
 @pytest.mark.parametrize("addon", ["kg", "src"])
@@ -190,7 +190,9 @@ def test_promptsrc_trains(tiny_vit):
     assert float(terms["src_image"]) > 0  # image prompts move the student away from the frozen tower
     task.on_epoch_end(0, 2)
     task.on_epoch_end(1, 2)
-    assert any(k.startswith("addons.0.gpa_") for k in task.state_dict())
+    gpa = {k for k in task.state_dict() if k.startswith("addons.0.gpa_")}
+    assert gpa == {"addons.0.gpa_" + n.replace(".", "__") for n in task.trainable_parameters()}
+    assert len(gpa) > 1  # every trainable tensor of the learner (text and vision prompts)
 
 
 def test_cli_promptsrc_gpa_survives_kill_and_resume_and_evaluates(tmp_path, cli_env, tiny_folder, monkeypatch):

@@ -6,7 +6,8 @@ An add-on may contribute, in the order the task runs them:
 2. ``losses(out, y, step)`` — named, already weighted loss terms (KgCoOp, PromptSRC, Nemesis, RESTORE);
 3. ``ce_scale``         — a factor on the task's cross-entropy term (DePT's ``1 - λ``);
 4. ``eval_logits(out, space)`` — replacement logits at evaluation (DePT's fused head on seen classes);
-5. ``on_epoch_end(epoch, num_epochs)`` — epoch-level state (GPA, RESTORE's ratio update).
+5. ``on_epoch_end(epoch, num_epochs)`` — epoch-level state (GPA, RESTORE's ratio update);
+6. ``epoch_metrics()``  — scalars logged with the epoch's record (Nemesis per-position norms).
 
 Each add-on declares the learner capabilities it ``requires`` (see :mod:`vlprompt.methods.base`); a
 composition that lacks one fails before training with a one-line reason. ``needs_images`` says the
@@ -98,3 +99,7 @@ class AddOn(nn.Module):
 
     def on_epoch_end(self, epoch: int, num_epochs: int) -> None:
         """Epoch-boundary updates (default: none)."""
+
+    def epoch_metrics(self) -> Dict[str, float]:
+        """Scalars merged into the epoch's ``metrics.jsonl`` record (Nemesis norms; default: none)."""
+        return {}

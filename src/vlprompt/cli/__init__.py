@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "vlprompt.cli.train_cmd",
     "vlprompt.cli.eval_cmd",
     "vlprompt.cli.demo_cmd",
+    "vlprompt.cli.corrupt_cmd",
+    "vlprompt.cli.analyze_cmd",
 ]
 
 

@@ -396,8 +396,11 @@ def train_stream(task, items, backbone, cfg: TrainConfig, seed: int, cache, num_
     return TrainData(images_loader, features=False, num_samples=len(items))
 
 
-def run_eval(args, quiet: bool = False) -> Dict:
-    """Evaluate a trained run on a dataset / label space (e.g. a base run on the new classes)."""
+def open_run(args):
+    """A finished run's pieces for re-evaluation on ``args.dataset``: (meta, tensors, dataset, backbone, cfgs).
+
+    The backbone defaults to the run's (``args.backbone`` / ``args.pretrained`` override it); ``args.precision``
+    and ``args.batch_size`` override the run's evaluation settings when given."""
     meta, tensors = load_weights(Path(args.run))
     dataset = _dataset(args)
     trained_backbone = meta["backbone"]
@@ -407,22 +410,34 @@ def run_eval(args, quiet: bool = False) -> Dict:
     cfgs["train"].precision = resolve_precision(args.precision or cfgs["train"].precision, backbone.device)
     if args.batch_size:
         cfgs["train"].test_batch_size = args.batch_size
+    return meta, tensors, dataset, backbone, cfgs
+
+
+def restore_task(run: Path, meta: Dict, tensors: Dict, backbone, cfgs: Dict, space: LabelSpace) -> PromptTask:
+    """Rebuild the trained task from its weights and switch it to the label space ``space``."""
+    task = build_task(backbone, meta["method"], cfgs, space_from_meta(meta), cfgs["train"].precision)
+    missing, unexpected = task.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise VLPromptError(
+            f"{Path(run) / WEIGHTS} does not match method {meta['method']}: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    task.set_label_space(space)
+    return task
+
+
+def run_eval(args, quiet: bool = False) -> Dict:
+    """Evaluate a trained run on a dataset / label space (e.g. a base run on the new classes)."""
+    meta, tensors, dataset, backbone, cfgs = open_run(args)
     run_cfg = {"command": "eval", "method": meta["method"], "source_run": str(args.run), "data": _data_config(args),
-               "backbone": {"backbone": trained_backbone["backbone"], "pretrained": backbone.spec.pretrained},
+               "backbone": {"backbone": meta["backbone"]["backbone"], "pretrained": backbone.spec.pretrained},
                "label_space": args.label_space, "components": meta["configs"]}
     run = RunDir(args.out, run_cfg)
     done = _already_done(run, quiet)
     if done:
         return done
     space = eval_label_space(dataset, meta, args.label_space)
-    task = build_task(backbone, meta["method"], cfgs, space_from_meta(meta), cfgs["train"].precision)
-    missing, unexpected = task.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise VLPromptError(
-            f"{Path(args.run) / WEIGHTS} does not match method {meta['method']}: "
-            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
-        )
-    task.set_label_space(space)
+    task = restore_task(args.run, meta, tensors, backbone, cfgs, space)
     cache = None if args.no_feature_cache else fc.FeatureCache(backbone)
     metrics = evaluate(task, dataset.test, backbone, cfgs["train"], backbone.device, cache, args.num_workers,
                        args.skip_corrupt, progress=not quiet)

@@ -95,6 +95,8 @@ def train(task, data: TrainData, cfg, run_dir: Path, seed: int, device: torch.de
         record = _run_epoch(task, data, optimizer, cfg, seed, epoch, device, progress)
         record.update({"epoch": epoch + 1, "lr": lr})
         task.on_epoch_end(epoch, cfg.epochs)
+        for addon in task.addons:
+            record.update(addon.epoch_metrics())
         if evaluate is not None and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
             record.update({f"test_{k}": v for k, v in evaluate(epoch).items()})
         history.append(record)

@@ -1,0 +1,230 @@
+"""Corruption experiments on a trained prompt (METHODS §5.3, the Nemesis "Low-Norm Effect").
+
+One prompt position j of a trained prompt tensor C (``[..., M, D]``, position axis −2) is changed before
+the normal test, for every leading index (CSC classes, per-layer prompts):
+
+* ``original``          — no change;
+* ``replace`` (j, σ)    — c_j ← z, z ~ N(0, σ² I_D) drawn from a generator seeded with ``--seed``
+  (independently per leading index); σ = 0 gives the zero vector;
+* ``scale`` (j, s)      — c_j ← s · c_j (RESCALE; s < 1 reduces the norm, s > 1 increases it).
+
+The change is applied through ``learner.override`` (the trained weights are never modified), so a sweep
+evaluates many corruptions on one loaded task and the frozen test features are computed once.
+Low-Norm Effect summary (:func:`summarize`): among corruptions that *reduce* the position's norm
+(norm ratio ‖c_j'‖/‖c_j‖ < 1), how many raise test accuracy over ``original`` and by how much.
+
+Fixed relative to the released scripts: ``original`` works, ``scale`` is one name everywhere, the run to
+corrupt is named explicitly (``--run``), and the evaluated checkpoint is the run's final weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io as textio
+import logging
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import torch
+
+from vlprompt import io
+from vlprompt.errors import VLPromptError
+
+log = logging.getLogger("vlprompt")
+
+OPS = ("original", "replace", "scale")
+SWEEP_FIELDS = ("op", "pos", "weight", "accuracy", "delta", "norm_ratio")
+
+
+# ----------------------------------------------------------------------------------- pure operations
+def corrupt_position(ctx: torch.Tensor, op: str, pos: int, weight: float, seed: int = 1) -> torch.Tensor:
+    """A corrupted copy of ``ctx`` ``[..., M, D]``: row ``pos`` replaced by N(0, weight²) noise or scaled."""
+    out = ctx.detach().clone()
+    if op == "replace":
+        generator = torch.Generator().manual_seed(seed)
+        noise = torch.randn(out[..., pos, :].shape, generator=generator) * weight
+        out[..., pos, :] = noise.to(out)
+    elif op == "scale":
+        out[..., pos, :] *= weight
+    elif op != "original":
+        raise VLPromptError(f"unknown --op {op!r}: use original, replace or scale")
+    return out
+
+
+def position_norm(ctx: torch.Tensor, pos: int) -> float:
+    """‖c_pos‖₂, averaged over leading axes."""
+    return float(ctx.detach().float()[..., pos, :].norm(dim=-1).mean())
+
+
+def prompt_tensor(learner, name: Optional[str]) -> tuple:
+    """(name, tensor) of the learner's prompt vectors; ``name`` may be omitted when there is only one."""
+    vectors = learner.prompt_vectors()
+    if not vectors:
+        raise VLPromptError(f"method {learner.name!r} has no prompt vectors to corrupt")
+    if name is None:
+        if len(vectors) > 1:
+            raise VLPromptError(f"this run has several prompt tensors; choose one with --tensor ({', '.join(vectors)})")
+        name = next(iter(vectors))
+    if name not in vectors:
+        raise VLPromptError(f"--tensor {name!r} is not a prompt tensor of this run; choose one of: {', '.join(vectors)}")
+    return name, vectors[name]
+
+
+@contextlib.contextmanager
+def corrupted(learner, name: str, op: str, pos: int, weight: float, seed: int = 1) -> Iterator[Dict]:
+    """Evaluate under a corruption of one position; yields the record written to results.json."""
+    ctx = learner.prompt_vectors()[name].detach()
+    m = ctx.shape[-2]
+    if not 0 <= pos < m:
+        raise VLPromptError(f"--pos {pos} is outside 0..{m - 1} ({name} has {m} positions)")
+    new = corrupt_position(ctx, op, pos, weight, seed)
+    before, after = position_norm(ctx, pos), position_norm(new, pos)
+    info = {"op": op, "tensor": name, "pos": pos, "weight": weight, "norm_before": float(ctx.float().norm()),
+            "norm_after": float(new.float().norm()), "pos_norm_before": before, "pos_norm_after": after,
+            "norm_ratio": after / before if before > 0 else float("nan")}
+    with learner.override({name: new}):
+        yield info
+
+
+# ----------------------------------------------------------------------------------- sweeps
+def sweep(learner, name: str, op: str, positions: Sequence[int], weights: Sequence[float], accuracy,
+          seed: int = 1) -> List[Dict]:
+    """Rows (op, pos, weight, accuracy, delta, norm_ratio): first ``original``, then every position × weight.
+    ``accuracy()`` evaluates the task as it currently is."""
+    base = accuracy()
+    rows = [{"op": "original", "pos": "", "weight": "", "accuracy": base, "delta": 0.0, "norm_ratio": 1.0}]
+    for pos in positions:
+        for weight in weights:
+            with corrupted(learner, name, op, pos, weight, seed) as info:
+                acc = accuracy()
+            rows.append({"op": op, "pos": pos, "weight": weight, "accuracy": acc, "delta": acc - base,
+                         "norm_ratio": info["norm_ratio"]})
+            log.info("corrupt %s pos=%d weight=%g: accuracy %.2f%% (%+.2f)", op, pos, weight, acc, acc - base)
+    return rows
+
+
+def _group(label: str, rows: List[Dict]) -> Dict:
+    gains = [r["delta"] for r in rows if r["delta"] > 0]
+    return {"group": label, "corruptions": len(rows), "raised": len(gains),
+            "fraction": len(gains) / len(rows) if rows else 0.0,
+            "mean_gain": sum(gains) / len(gains) if gains else None, "max_gain": max(gains) if gains else None}
+
+
+def summarize(rows: List[Dict]) -> List[Dict]:
+    """How often and by how much corruptions raise accuracy over ``original``: per weight, then over all
+    norm-reducing (ratio < 1) and all norm-increasing (ratio > 1) corruptions."""
+    corrupt = [r for r in rows if r["op"] != "original"]
+    weights = sorted({r["weight"] for r in corrupt})
+    groups = [_group(f"weight={w:g}", [r for r in corrupt if r["weight"] == w]) for w in weights]
+    groups.append(_group("norm reduced", [r for r in corrupt if r["norm_ratio"] < 1]))
+    groups.append(_group("norm increased", [r for r in corrupt if r["norm_ratio"] > 1]))
+    return groups
+
+
+def format_summary(groups: List[Dict]) -> str:
+    def gain(v):
+        return "-" if v is None else f"{v:+.2f}"
+
+    lines = [f"{'corruptions':<16}{'n':>5}{'raised':>8}{'fraction':>10}{'mean gain':>11}{'max gain':>10}"]
+    for g in groups:
+        lines.append(f"{g['group']:<16}{g['corruptions']:>5}{g['raised']:>8}{g['fraction']:>10.2f}"
+                     f"{gain(g['mean_gain']):>11}{gain(g['max_gain']):>10}")
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: List[Dict]) -> None:
+    buf = textio.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SWEEP_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    io.write_text(path, buf.getvalue())
+
+
+# ----------------------------------------------------------------------------------- command
+def parse_positions(text: str, m: int) -> List[int]:
+    if text.strip().lower() == "all":
+        return list(range(m))
+    try:
+        return [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise VLPromptError(f"--positions {text!r}: use all or a comma list such as 0,3,7") from None
+
+
+def parse_weights(text: str) -> List[float]:
+    try:
+        values = [float(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise VLPromptError(f"--weights {text!r}: use a comma list such as 0,0.001,0.1,0.5,2")
+    return values
+
+
+def run_corrupt(args, quiet: bool = False) -> Dict:
+    """``vlprompt corrupt``: one corruption (results.json) or a sweep (sweep.csv, summary.json, norms.png)."""
+    from vlprompt.engine import features as fc
+    from vlprompt.engine.runner import (RunDir, _already_done, _data_config, _finish, _results, environment,
+                                        eval_label_space, evaluate, open_run, restore_task)
+
+    if args.sweep and args.op == "original":
+        raise VLPromptError("--sweep needs --op scale or --op replace")
+    if not args.sweep and args.op != "original" and (args.pos is None or args.weight is None):
+        raise VLPromptError(f"--op {args.op} needs --pos J and --weight W (or use --sweep)")
+    if args.sweep and (args.positions is None or args.weights is None):
+        raise VLPromptError("--sweep needs --positions (all or 0,3,...) and --weights (e.g. 0,0.001,0.1,0.5,2)")
+    meta, tensors, dataset, backbone, cfgs = open_run(args)
+    space = eval_label_space(dataset, meta, args.label_space)
+    spec = ({"op": args.op, "tensor": args.tensor, "positions": args.positions, "weights": args.weights}
+            if args.sweep else {"op": args.op, "tensor": args.tensor, "pos": args.pos, "weight": args.weight})
+    run_cfg = {"command": "corrupt", "method": meta["method"], "source_run": str(args.run),
+               "data": _data_config(args), "seed": args.seed,
+               "backbone": {"backbone": meta["backbone"]["backbone"], "pretrained": backbone.spec.pretrained},
+               "label_space": args.label_space, "corruption": spec, "components": meta["configs"]}
+    run = RunDir(args.out, run_cfg)
+    if not args.sweep:
+        done = _already_done(run, quiet)
+        if done:
+            return done
+    task = restore_task(args.run, meta, tensors, backbone, cfgs, space)
+    name, ctx = prompt_tensor(task.learner, args.tensor)
+    cache = None if args.no_feature_cache else fc.FeatureCache(backbone)
+
+    def metrics() -> Dict:
+        return evaluate(task, dataset.test, backbone, cfgs["train"], backbone.device, cache, args.num_workers,
+                        args.skip_corrupt, progress=False)
+
+    extra = {"split": "test", "label_space": "seen" if space.seen else "unseen", "source_run": str(args.run)}
+    if not args.sweep:
+        with corrupted(task.learner, name, args.op, args.pos or 0, 1.0 if args.weight is None else args.weight,
+                       args.seed) as info:
+            if args.op == "original":
+                info.update(pos=None, weight=None)
+            result = metrics()
+        return _finish(run, _results(result, run_cfg, dataset,
+                                     {**extra, "corruption": info, "environment": environment()}), quiet)
+    return _run_sweep(args, run, task.learner, name, ctx.shape[-2], lambda: metrics()["accuracy"], quiet)
+
+
+def _run_sweep(args, run, learner, name: str, m: int, accuracy, quiet: bool) -> Dict:
+    from vlprompt.analysis.plots import has_norm_history, plot_norms_and_accuracy
+
+    rows = sweep(learner, name, args.op, parse_positions(args.positions, m), parse_weights(args.weights), accuracy,
+                 args.seed)
+    groups = summarize(rows)
+    write_csv(run.path / "sweep.csv", rows)
+    summary = {"source_run": str(args.run), "op": args.op, "tensor": name, "original_accuracy": rows[0]["accuracy"],
+               "groups": groups}
+    io.write_json(run.path / "summary.json", summary)
+    table = format_summary(groups)
+    io.write_text(run.path / "summary.txt", table + "\n")
+    metrics_path = Path(args.run) / "metrics.jsonl"
+    if has_norm_history(metrics_path):
+        plot_norms_and_accuracy(metrics_path, run.path / "norms.png")
+    log.info("corruption sweep (%s, original accuracy %.2f%%):\n%s", args.op, rows[0]["accuracy"], table)
+    if not quiet:
+        print(f"original accuracy: {rows[0]['accuracy']:.2f}%  ({len(rows) - 1} corruptions, op {args.op})")
+        print(table)
+        print(f"-> {run.path / 'sweep.csv'}")
+    run.close()
+    return summary

@@ -1,0 +1,36 @@
+"""``vlprompt corrupt``: Nemesis corruption experiments on a trained run (METHODS §5.3)."""
+
+from __future__ import annotations
+
+from vlprompt.cli.common import add_dataset_args, add_run_args
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "corrupt", help="test a trained run with one prompt position replaced or rescaled (Nemesis, Low-Norm Effect)",
+        description="Corrupt one position of a trained prompt tensor before testing: replace it by N(0, W²I) "
+                    "(W=0: zero vector; seeded by --seed) or rescale it by W. --sweep tests every position × "
+                    "weight and writes sweep.csv, summary.json/.txt and norms.png (when the run logged norms).")
+    p.add_argument("--run", required=True, help="run directory written by `vlprompt train`")
+    p.add_argument("--op", choices=["original", "replace", "scale"], default="original")
+    p.add_argument("--pos", type=int, default=None, help="position j (0-based) to corrupt")
+    p.add_argument("--weight", type=float, default=None, help="std of the replacement (replace) or factor (scale)")
+    p.add_argument("--tensor", default=None, help="prompt tensor name (default: the run's only one, e.g. ctx)")
+    p.add_argument("--sweep", action="store_true", help="test every --positions × --weights corruption")
+    p.add_argument("--positions", default=None, help="with --sweep: all, or a comma list such as 0,3,7")
+    p.add_argument("--weights", default=None, help="with --sweep: comma list, e.g. 0,0.001,0.1,0.5,2")
+    add_dataset_args(p)
+    g = p.add_argument_group("backbone")
+    g.add_argument("--trust-pickle", action="store_true", help="see `vlprompt train --help`")
+    g.add_argument("--device", default="auto")
+    add_run_args(p, batch_default=None, precision_default=None)
+    p.add_argument("--label-space", choices=["auto", "seen", "unseen"], default="auto",
+                   help="seen = the trained classes; auto decides from the class names")
+    p.set_defaults(func=run, backbone=None, pretrained=None)
+
+
+def run(args) -> int:
+    from vlprompt.analysis.corruption import run_corrupt
+
+    run_corrupt(args)
+    return 0

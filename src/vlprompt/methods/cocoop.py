@@ -1,0 +1,74 @@
+"""CoCoOp — Conditional Context Optimization (METHODS §4.3).
+
+CoOp's context C = [c_1..c_M] (M = 4, from "a photo of a"; :class:`~vlprompt.methods.coop.CoOp` builds it
+and the class prompts) plus a meta-net h that turns each image into one bias shared by all context tokens:
+
+    f̂      = f / ‖f‖                         (the frozen image feature, E-dim)
+    π(x)   = h(f̂) = W_2 · ReLU(W_1 f̂ + b_1) + b_2,   W_1: E → E/16,  W_2: E/16 → D
+    c_m(x) = c_m + π(x)                        (m = 1..M)
+    t_k(x) = text tower([SOS][c_1(x)..c_M(x)][name_k][.][EOT])   for every image and every class
+    z_ik   = 100 · ⟨f̂_i, t̂_k(x_i)⟩
+
+so the text features are ``[B, K, E]``: B·K text sequences per batch, encoded in chunks of at most
+:data:`TEXT_CHUNK` sequences (§11 item 14). The image tower carries no prompts, so the frozen-feature cache
+applies. Trainable: ``ctx`` and ``meta_net``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vlprompt.methods.base import LEARNERS, LabelSpace
+from vlprompt.methods.coop import CoOp, CoOpConfig
+
+#: most text sequences (images × classes) sent through the text tower at once
+TEXT_CHUNK = 2048
+
+
+@dataclass
+class CoCoOpConfig(CoOpConfig):
+    n_ctx: int = 4
+    ctx_init: str = "a photo of a"
+
+
+@LEARNERS.register("cocoop")
+class CoCoOp(CoOp):
+    name = "cocoop"
+    config_class = CoCoOpConfig
+    provides = frozenset({"per_instance_text", "prompt_vectors"})
+
+    def __init__(self, backbone, config: CoCoOpConfig, space: LabelSpace):
+        super().__init__(backbone, config, space)
+        embed, width = backbone.embed_dim, backbone.text_width
+        hidden = max(1, embed // 16)
+        self.meta_net = nn.Sequential(OrderedDict([
+            ("linear1", nn.Linear(embed, hidden)),
+            ("relu", nn.ReLU(inplace=True)),
+            ("linear2", nn.Linear(hidden, width)),
+        ])).to(backbone.device)
+
+    def conditioned_context(self, image_features: torch.Tensor) -> torch.Tensor:
+        """c_m(x) = c_m + h(f̂): ``[B, M, D]`` (``[B, K, M, D]`` for a class-specific context)."""
+        f = image_features / image_features.norm(dim=-1, keepdim=True)
+        pi = self.meta_net(f.to(self.meta_net.linear1.weight.dtype))
+        ctx = self.param("ctx")
+        return ctx.unsqueeze(0) + pi.view(pi.shape[0], *([1] * (ctx.dim() - 1)), pi.shape[-1])
+
+    def text_features(self, image_features=None, hook=None):
+        """Unnormalised text features ``[B, K, E]`` for unnormalised image features ``[B, E]``."""
+        if image_features is None:
+            raise ValueError("cocoop's text features are conditioned on image features")
+        contexts = self.conditioned_context(image_features)
+        k = len(self.prompts)
+        step = max(1, TEXT_CHUNK // k)
+        parts = []
+        for s in range(0, contexts.shape[0], step):
+            chunk = contexts[s:s + step]
+            emb = torch.cat([self.prompts.assemble(c, self.config.class_token_position) for c in chunk])
+            ids = self.prompts.ids.repeat(chunk.shape[0], 1)
+            parts.append(self.backbone.encode_text(emb, ids, hook=hook).view(chunk.shape[0], k, -1))
+        return torch.cat(parts)

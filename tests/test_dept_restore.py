@@ -1,0 +1,301 @@
+"""DePT's ``dept`` and RESTORE's ``restore`` add-ons, and ``vlprompt analyze feature-shift``."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vlprompt.addons.base import StepInfo
+from vlprompt.addons.dept import DePTConfig, dept_fused_logits, film, head_inputs
+from vlprompt.addons.restore import (RestoreConfig, block_shift, calibrate, fs_loss_code, fs_loss_paper,
+                                     shift_norm, shift_ratio, surgery_alpha, updated_ratios)
+from vlprompt.errors import VLPromptError
+from vlprompt.methods.base import LEARNERS, LabelSpace
+from vlprompt.methods.coop import CoOpConfig
+from vlprompt.task import PromptTask
+
+SPACE = LabelSpace(["red circle", "green square", "blue star"])
+
+
+def coop_dept(backbone, space=SPACE, **dept_cfg):
+    configs = {"coop": CoOpConfig(n_ctx=4), "dept": DePTConfig(**dept_cfg)}
+    return PromptTask(backbone, "coop", ["dept"], configs, space, "coop+dept")
+
+
+# ---------------------------------------------------------------------------------------------- DePT: pure
+def test_film_and_fused_logits_match_hand_computed_values():
+    x = torch.tensor([[1.0, -2.0]])
+    gamma, beta = torch.tensor([2.0, 0.5]), torch.tensor([0.1, 1.0])
+    assert torch.allclose(film(x, gamma, beta), torch.tensor([[2.1, 0.0]]))
+    z_sim = torch.tensor([[10.0, -4.0, 0.0]])
+    w = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    b = torch.tensor([0.0, 1.0, -1.0])
+    # FiLM_v(f) = [2.1, 0.0]; W·FiLM + b = [2.1, 1.0, 1.1]; λ = 0.7
+    fused = dept_fused_logits(z_sim, x, (gamma, beta), w, b, 0.7)
+    expected = 0.3 * z_sim + 0.7 * torch.tensor([[2.1, 1.0, 1.1]])
+    assert torch.allclose(fused, expected)
+
+
+def test_head_inputs_stack_ground_truth_text_over_image_features():
+    ident = (torch.ones(2), torch.zeros(2))
+    image = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    text = torch.tensor([[10.0, 0.0], [0.0, 20.0], [5.0, 5.0]])
+    labels = torch.tensor([2, 0])
+    x, y = head_inputs(image, text, labels, ident, ident)
+    assert torch.equal(x, torch.tensor([[5.0, 5.0], [10.0, 0.0], [1.0, 2.0], [3.0, 4.0]]))
+    assert torch.equal(y, torch.tensor([2, 0, 2, 0]))
+    per_image = torch.stack([text, -text])  # [B, K, E]: sample i uses text[i, y_i]
+    x, _ = head_inputs(image, per_image, labels, ident, ident)
+    assert torch.equal(x[:2], torch.tensor([[5.0, 5.0], [-10.0, 0.0]]))
+
+
+# ---------------------------------------------------------------------------------------------- DePT: add-on
+def test_dept_loss_composition_and_lr_groups(tiny_vit):
+    task = coop_dept(tiny_vit, weight=0.6, lr_mult=5.0)
+    dept = task.addons[0]
+    images, labels = torch.randn(2, 3, 32, 32), torch.tensor([1, 2])
+    with torch.no_grad():
+        out = task(images=images)
+        terms = task.loss_terms(out, labels, StepInfo())
+    assert set(terms) == {"ce", "dept"}
+    assert float(terms["ce"]) == pytest.approx(0.4 * float(F.cross_entropy(out.logits, labels)), rel=1e-5)
+    # at init FiLM is the identity, so the head sees the raw features
+    x = torch.cat([out.text[labels], out.image])
+    z_lin = x @ dept.head.weight.t() + dept.head.bias
+    assert float(terms["dept"]) == pytest.approx(0.6 * float(F.cross_entropy(z_lin, labels.repeat(2))), rel=1e-5)
+    groups = {g["lr_scale"]: g for g in task.param_groups(0.01)}
+    assert set(groups) == {1.0, 5.0} and groups[5.0]["lr"] == pytest.approx(0.05)
+    assert {id(p) for p in groups[5.0]["params"]} == {id(p) for p in dept.parameters()}
+    assert dept.head.weight.shape == (3, tiny_vit.embed_dim)
+
+
+
+def test_dept_film_stays_fp32_under_pure_half(tiny_vit_files):
+    from vlprompt.backbones import load_backbone
+    from vlprompt.engine.runner import apply_fp16
+
+    backbone = load_backbone(str(tiny_vit_files[0]), str(tiny_vit_files[1]), device="cpu")
+    task = coop_dept(backbone)
+    apply_fp16(backbone, task)
+    dtypes = {n: p.dtype for n, p in task.addons[0].named_parameters()}
+    assert dtypes == {"film_v_scale": torch.float32, "film_v_bias": torch.float32, "film_t_scale": torch.float32,
+                      "film_t_bias": torch.float32, "head.weight": torch.float16, "head.bias": torch.float16}
+
+
+def test_dept_eval_fuses_on_seen_rows_and_is_similarity_only_on_unseen(tiny_vit):
+    torch.manual_seed(0)
+    task = coop_dept(tiny_vit).eval()
+    dept = task.addons[0]
+    with torch.no_grad():
+        dept.film_v_scale.mul_(1.5)
+        dept.film_v_bias.add_(0.2)
+    images = torch.randn(3, 3, 32, 32)
+    out = task(images=images)
+    film_v = (dept.film_v_scale, dept.film_v_bias)
+    fused = dept_fused_logits(out.logits, out.image, film_v, dept.head.weight, dept.head.bias, 0.7)
+    assert torch.allclose(task.predict(images=images), fused, atol=1e-5)
+    # a seen subset (ImageNet-A/-R style): rows 2 and 0 of the head
+    subset = LabelSpace(["blue star", "red circle"], seen=True, rows=[2, 0])
+    task.set_label_space(subset)
+    out = task(images=images)
+    rows = torch.tensor([2, 0])
+    expected = dept_fused_logits(out.logits, out.image, film_v, dept.head.weight[rows], dept.head.bias[rows], 0.7)
+    assert torch.allclose(task.predict(images=images), expected, atol=1e-5)
+    # unseen classes: the similarity head alone
+    task.set_label_space(LabelSpace(["cat", "dog"], seen=False))
+    assert torch.allclose(task.predict(images=images), task(images=images).logits)
+    # fusion off: the linear head alone on seen classes
+    task.set_label_space(SPACE)
+    dept.config.test_time_fusion = False
+    out = task(images=images)
+    lin = (out.image * film_v[0] + film_v[1]) @ dept.head.weight.t() + dept.head.bias
+    assert torch.allclose(task.predict(images=images), lin, atol=1e-5)
+    with pytest.raises(VLPromptError, match="head was trained on 3"):
+        task.set_label_space(LabelSpace(["a", "b"], seen=True))
+
+
+def test_coop_dept_trains_two_steps_and_evaluates(tiny_vit):
+    torch.manual_seed(0)
+    task = coop_dept(tiny_vit)
+    before = {k: v.detach().clone() for k, v in task.trainable_parameters().items()}
+    optimizer = torch.optim.SGD(task.param_groups(0.01), lr=0.01, momentum=0.9)
+    for step in range(2):
+        out = task(images=torch.randn(2, 3, 32, 32))
+        loss = sum(task.loss_terms(out, torch.tensor([0, 1]), StepInfo(step=step)).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    changed = {k for k, p in task.trainable_parameters().items() if not torch.equal(before[k], p)}
+    assert {"learner.ctx", "addons.0.head.weight", "addons.0.film_v_scale", "addons.0.film_t_scale"} <= changed
+    images = torch.randn(2, 3, 32, 32)
+    task.eval()
+    seen = task.predict(images=images)
+    task.set_label_space(LabelSpace(["cat", "dog"], seen=False))
+    unseen = task.predict(images=images)
+    assert seen.shape == (2, 3) and unseen.shape == (2, 2)
+    assert torch.allclose(unseen, task(images=images).logits)
+
+
+# ---------------------------------------------------------------------------------------------- RESTORE: pure
+def test_fs_losses_alpha_and_ratios_match_hand_computed_values():
+    norms_v = {0: torch.tensor(3.0), 1: torch.tensor(1.0), 2: torch.tensor(5.0)}
+    norms_t = {1: torch.tensor(4.0), 2: torch.tensor(2.0)}
+    assert float(fs_loss_paper(norms_v, norms_t)) == pytest.approx(9.0 + 9.0)  # layer 0: vision only
+    assert float(surgery_alpha(norms_v, 0.1)) == pytest.approx(0.9)
+    assert float(surgery_alpha(norms_t, 0.5)) == pytest.approx(3.0)
+    p0 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # ‖P₀ᵀP₀‖_F = √2
+    p = torch.tensor([[2.0, 0.0], [0.0, 0.0]])  # ‖PᵀP‖_F = 4
+    assert float(shift_ratio(p, torch.tensor(math.sqrt(2)))) == pytest.approx(4 / math.sqrt(2))
+    q = torch.tensor([[1.0, 2.0, 2.0]])  # PᵀP = vvᵀ with ‖v‖² = 9: ‖PᵀP‖_F = 9
+    assert float(shift_ratio(q, torch.tensor(3.0))) == pytest.approx(3.0)
+    assert float(fs_loss_code(torch.tensor([1.0, 2.0]), torch.tensor([0.5, 4.0]))) == pytest.approx(0.25 + 4.0)
+    assert updated_ratios(0.1, 0.05, [1.0, 3.0], [10.0, 30.0]) == pytest.approx((0.1 + 0.02 * 2, 0.05 + 0.005 * 20))
+    fc = lambda x: 2 * x  # noqa: E731
+    x = torch.tensor([1.0])
+    assert float(calibrate(x, fc, 0.25)) == pytest.approx(0.25 * 2 + 0.75)
+    assert float(calibrate(x, fc, 0.25, mode="fixed")) == pytest.approx(0.2 * 2 + 0.9)
+
+
+class _FakeBackbone:
+    """strip_prompts / run_block with a caller-given block function (vision layout: prompts last)."""
+
+    def strip_prompts(self, tower, x, n):
+        return x[:, : x.shape[1] - n]
+
+    def run_block(self, tower, block, x):
+        return block(x)
+
+
+def test_block_shift_is_zero_for_token_wise_blocks_and_exact_for_mixing_blocks():
+    bb, x = _FakeBackbone(), torch.arange(12.0).view(1, 4, 3)  # 3 tokens + 1 prompt
+    tokenwise = lambda t: 2 * t + 1  # noqa: E731  (no token mixing: prompts cannot shift the others)
+    assert torch.equal(block_shift(bb, "vision", tokenwise, x, tokenwise(x), 1), torch.zeros(1, 3, 3))
+    mixing = lambda t: t + t.mean(dim=1, keepdim=True)  # noqa: E731
+    omega = block_shift(bb, "vision", mixing, x, mixing(x), 1)
+    # mean over 4 tokens minus mean over the 3 non-prompt tokens, for every token
+    delta = x.mean(dim=1) - x[:, :3].mean(dim=1)
+    assert torch.allclose(omega, delta.unsqueeze(1).expand(1, 3, 3))
+    frob = float(delta.norm()) * math.sqrt(3)
+    assert float(shift_norm(omega, per_token=False)) == pytest.approx(frob)
+    assert float(shift_norm(omega)) == pytest.approx(frob / math.sqrt(3))
+
+
+# ---------------------------------------------------------------------------------------------- RESTORE: add-on
+def _deep_task(backbone, base, method, **restore_cfg):
+    from vlprompt.engine.runner import build_configs, build_task
+
+    if base not in LEARNERS:
+        pytest.skip(f"the {base} learner is not registered yet")
+    sets = [f"restore.{k}={v}" for k, v in restore_cfg.items()]
+    cfgs = build_configs(method, 16, None, {}, sets)
+    return build_task(backbone, method, cfgs, SPACE, "fp32")
+
+
+def _two_steps(task, backbone):
+    frozen = {k: v.clone() for k, v in backbone.clip.state_dict().items()}
+    optimizer = torch.optim.SGD(task.param_groups(0.01), lr=0.01, momentum=0.9)
+    torch.manual_seed(1)
+    for step in range(2):
+        out = task(images=torch.randn(2, 3, 32, 32))
+        terms = task.loss_terms(out, torch.tensor([0, 1]), StepInfo(step=step))
+        optimizer.zero_grad()
+        sum(terms.values()).backward()
+        optimizer.step()
+    assert all(torch.equal(frozen[k], v) for k, v in backbone.clip.state_dict().items())
+    return terms
+
+
+def test_maple_restore_paper_trains_and_uses_the_current_shift(tiny_vit):
+    task = _deep_task(tiny_vit, "maple", "maple+restore")
+    restore = task.addons[0]
+    assert restore.needs_images and not task.image_features_cacheable
+    terms = _two_steps(task, tiny_vit)
+    assert set(terms) == {"ce", "restore_fs"} and float(terms["restore_fs"]) > 0
+    norms_v, norms_t = restore.shifts
+    assert set(norms_v) == set(range(3)) and set(norms_t) == set(range(3))  # prompts reach every block
+    assert restore.surgery_v.down.weight.abs().sum() > 0  # the surgery learns from its zero init
+    task.eval()
+    with torch.no_grad():
+        task.predict(images=torch.randn(2, 3, 32, 32))
+    assert set(restore.shifts[0]) == set(range(3))  # Ω recomputed in the evaluation forward
+
+
+def test_ivlp_restore_code_trains_and_updates_ratios_once(tiny_vit):
+    task = _deep_task(tiny_vit, "ivlp", "ivlp+restore", formulation="code", text_calib_r=0.1, vis_calib_r=0.05)
+    restore = task.addons[0]
+    assert not restore.needs_images and not restore.taps
+    pairs = task.learner.deep_prompt_pairs()
+    assert len(pairs) == 2  # depth clamped to the tiny model's 3 layers: blocks 1..2
+    s_t, s_v = restore.shift_ratios()
+    assert torch.allclose(s_t, torch.ones(2)) and torch.allclose(s_v, torch.ones(2))  # at init
+    terms = _two_steps(task, tiny_vit)
+    assert set(terms) == {"ce", "restore_fs"}
+    state = task.state_dict()
+    assert {"addons.0.init_gram_t", "addons.0.init_gram_v", "addons.0.text_ratio", "addons.0.vis_ratio"} <= set(state)
+    grams_t = [float((p @ p.t()).norm()) for p, _ in task.learner.deep_prompt_pairs()]
+    grams_v = [float((v @ v.t()).norm()) for _, v in task.learner.deep_prompt_pairs()]
+    for epoch in (0, 1, 2):  # E = 10: only the epoch with 0-based index ⌊10/3⌋ = 3 updates
+        task.on_epoch_end(epoch, 10)
+    assert float(restore.text_ratio) == pytest.approx(0.1) and float(restore.vis_ratio) == pytest.approx(0.05)
+    task.on_epoch_end(3, 10)
+    assert float(restore.text_ratio) == pytest.approx(0.1 + 0.02 * sum(grams_t) / 2, rel=1e-5)
+    assert float(restore.vis_ratio) == pytest.approx(0.05 + 0.005 * sum(grams_v) / 2, rel=1e-5)
+    updated = float(restore.text_ratio)
+    task.on_epoch_end(4, 10)
+    assert float(restore.text_ratio) == updated
+
+
+def test_restore_rejects_text_only_learners(tiny_vit):
+    configs = {"coop": CoOpConfig(n_ctx=4), "restore": RestoreConfig()}
+    with pytest.raises(VLPromptError, match="needs deep_text, deep_vision"):
+        PromptTask(tiny_vit, "coop", ["restore"], configs, SPACE, "coop+restore")
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def test_cli_coop_dept_round_trip_and_feature_shift(tmp_path, cli_env, tiny_folder, capsys):
+    from vlprompt.cli import main
+
+    data = ["--dataset", "folder", "--data-root", str(tiny_folder)]
+    assert main(["train", "--method", "coop+dept", *data, "--subsample", "base", "--out", str(tmp_path / "base"),
+                 "--epochs", "1", "--batch-size", "4", "--set", "coop.n_ctx=4", *cli_env]) == 0
+    trained = json.loads((tmp_path / "base" / "results.json").read_text())
+    assert trained["label_space"] == "seen" and trained["num_classes"] == 2
+    config = (tmp_path / "base" / "config.yaml").read_text()
+    assert "lr_mult: 6.5" in config and "weight: 0.7" in config
+    assert main(["eval", "--run", str(tmp_path / "base"), *data, "--subsample", "new",
+                 "--out", str(tmp_path / "new")]) == 0
+    assert json.loads((tmp_path / "new" / "results.json").read_text())["label_space"] == "unseen"
+    capsys.readouterr()
+    out = tmp_path / "shift.json"
+    assert main(["analyze", "feature-shift", "--run", str(tmp_path / "base"), *data, "--subsample", "base",
+                 "--out", str(out), "--max-images", "3"]) == 0
+    assert "layer" in capsys.readouterr().out
+    shift = json.loads(out.read_text())
+    assert shift["num_images"] == 3 and shift["label_space"] == "seen"
+    assert shift["vision"] == [0.0, 0.0, 0.0]  # CoOp's image tower carries no prompts
+    assert all(v > 0 for v in shift["text"])  # the context tokens shift the class-name tokens at every block
+
+
+def test_analyze_needs_a_trained_run(tmp_path, cli_env, tiny_folder, capsys):
+    from vlprompt.cli import main
+
+    assert main(["analyze", "feature-shift", "--run", str(tmp_path / "nope"), "--dataset", "folder",
+                 "--data-root", str(tiny_folder)]) == 2
+    assert "vlprompt train" in capsys.readouterr().err
+
+
+def test_feature_shift_of_a_restore_run_matches_the_addon(tiny_vit):
+    from vlprompt.analysis.feature_shift import measure_shifts
+
+    task = _deep_task(tiny_vit, "maple", "maple+restore").eval()
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        task(images=images)
+    shifts = measure_shifts(task.learner, [images])
+    norms_v, norms_t = task.addons[0].shifts
+    assert shifts["vision"] == pytest.approx([float(norms_v[i]) for i in range(3)], rel=1e-4)
+    assert shifts["text"] == pytest.approx([float(norms_t[i]) for i in range(3)], rel=1e-4)
