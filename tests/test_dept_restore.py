@@ -65,7 +65,7 @@ def test_dept_loss_composition_and_lr_groups(tiny_vit):
     assert float(terms["ce"]) == pytest.approx(0.4 * float(F.cross_entropy(out.logits, labels)), rel=1e-5)
     # at init FiLM is the identity, so the head sees the raw features
     x = torch.cat([out.text[labels], out.image])
-    z_lin = x @ dept.head.weight.t() + dept.head.bias
+    z_lin = (x @ dept.head.weight.t() + dept.head.bias).detach()
     assert float(terms["dept"]) == pytest.approx(0.6 * float(F.cross_entropy(z_lin, labels.repeat(2))), rel=1e-5)
     groups = {g["lr_scale"]: g for g in task.param_groups(0.01)}
     assert set(groups) == {1.0, 5.0} and groups[5.0]["lr"] == pytest.approx(0.05)
@@ -299,3 +299,20 @@ def test_feature_shift_of_a_restore_run_matches_the_addon(tiny_vit):
     norms_v, norms_t = task.addons[0].shifts
     assert shifts["vision"] == pytest.approx([float(norms_v[i]) for i in range(3)], rel=1e-4)
     assert shifts["text"] == pytest.approx([float(norms_t[i]) for i in range(3)], rel=1e-4)
+
+
+def test_cli_ivlp_restore_code_ratios_survive_save_and_load(tmp_path, cli_env, tiny_folder):
+    from safetensors.torch import load_file
+
+    from vlprompt.cli import main
+
+    if "ivlp" not in LEARNERS:
+        pytest.skip("the ivlp learner is not registered yet")
+    data = ["--dataset", "folder", "--data-root", str(tiny_folder)]
+    assert main(["train", "--method", "ivlp+restore", *data, "--subsample", "base", "--out", str(tmp_path / "run"),
+                 "--epochs", "2", "--batch-size", "4", "--set", "restore.formulation=code", *cli_env]) == 0
+    weights = load_file(str(tmp_path / "run" / "weights.safetensors"))
+    assert float(weights["addons.0.text_ratio"]) > 0.1  # updated after epoch index ⌊2/3⌋ = 0
+    assert weights["addons.0.init_gram_t"].shape == (2,)
+    assert main(["eval", "--run", str(tmp_path / "run"), *data, "--subsample", "new",
+                 "--out", str(tmp_path / "new")]) == 0

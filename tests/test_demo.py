@@ -1,0 +1,22 @@
+"""End to end: `vlprompt demo --quick` on the offline toy world (the CI smoke run of the main job)."""
+
+import csv
+
+from vlprompt.cli import main
+
+
+def test_demo_quick_produces_table_above_chance(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "method" in printed and "Base" in printed and "zero-shot headroom" in printed
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    methods = [r["method"] for r in rows]
+    assert methods[0] == "zeroshot" and {"coop", "coop+nemesis", "kgcoop", "coop+dept"} <= set(methods)
+    chance = 100.0 / 10  # toy-b2n: 10 base and 10 new classes
+    for row in rows:
+        assert float(row["base"]) > chance and float(row["new"]) > chance, row
+    zs = rows[0]
+    assert 40.0 <= float(zs["base"]) <= 85.0 and float(zs["new"]) >= 3 * chance  # the toy world's headroom
+    assert (out / "summary.png").stat().st_size > 0
