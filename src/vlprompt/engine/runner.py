@@ -283,17 +283,22 @@ def _already_done(run: RunDir, quiet: bool) -> Optional[Dict]:
     return results
 
 
+def _start_run(args, command: str, method: str, cfgs: Dict, backbone, quiet: bool):
+    """Open the run directory for a fresh zeroshot/train run; ``done`` holds the results of a finished one."""
+    run_cfg = {"command": command, "method": method, "data": _data_config(args),
+               "backbone": {"backbone": args.backbone, "pretrained": backbone.spec.pretrained},
+               "components": describe_config(cfgs)}
+    run = RunDir(args.out, run_cfg)
+    return run, run_cfg, _already_done(run, quiet)
+
+
 def run_zeroshot(args, quiet: bool = False) -> Dict:
     dataset = _dataset(args)  # data errors first: they need no model loading
     backbone = _backbone(args)
     precision = resolve_precision(getattr(args, "precision", "auto"), backbone.device)
     cfgs = build_configs("zeroshot", args.shots, None, {"precision": precision, "test_batch_size": args.batch_size},
                          [f"zeroshot.templates={args.templates}"])
-    run_cfg = {"command": "zeroshot", "method": "zeroshot", "data": _data_config(args),
-               "backbone": {"backbone": args.backbone, "pretrained": backbone.spec.pretrained},
-               "components": describe_config(cfgs)}
-    run = RunDir(args.out, run_cfg)
-    done = _already_done(run, quiet)
+    run, run_cfg, done = _start_run(args, "zeroshot", "zeroshot", cfgs, backbone, quiet)
     if done:
         return done
     space = label_space(dataset)
@@ -324,11 +329,7 @@ def run_train(args, quiet: bool = False) -> Dict:
     backbone = _backbone(args)
     cfg: TrainConfig = cfgs["train"]
     cfg.precision = resolve_precision(cfg.precision, backbone.device)
-    run_cfg = {"command": "train", "method": args.method, "data": _data_config(args),
-               "backbone": {"backbone": args.backbone, "pretrained": backbone.spec.pretrained},
-               "components": describe_config(cfgs)}
-    run = RunDir(args.out, run_cfg)
-    done = _already_done(run, quiet)
+    run, run_cfg, done = _start_run(args, "train", args.method, cfgs, backbone, quiet)
     if done:
         return done
     space = label_space(dataset)
