@@ -5,7 +5,7 @@
 2. One CoOp training epoch on a small image dataset: images through the frozen image tower every step
    (the references' behaviour, `--no-feature-cache`) vs the frozen-feature cache (pool built once).
 
-Usage: python benchmarks/bench_speed.py [--classes 100] [--images-per-class 4] [--repeats 3]
+Usage: python benchmarks/bench_speed.py [--classes 100] [--epoch-classes 10] [--images-per-class 4] [--repeats 3]
 Prints the timings and the ratios; record them in BENCHMARKS.md.
 """
 
