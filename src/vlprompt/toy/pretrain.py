@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from vlprompt.data.transforms import CLIP_MEAN, CLIP_STD
 from vlprompt.toy.model import load_toy_clip, save_toy_clip
 from vlprompt.toy.world import WORLD_VERSION, Scene, caption, render, sample_scene
 
@@ -52,8 +53,6 @@ TOY_ARCHITECTURE = {
     "vision_cfg": {"image_size": 32, "layers": 4, "width": 64, "patch_size": 4, "head_width": 16},
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 4},
 }
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CROP_AREA = (0.65, 1.0)
 MAX_LOGIT_SCALE = math.log(100.0)
 
