@@ -173,10 +173,11 @@ def environment() -> Dict[str, Any]:
 
 def build_task(backbone, cfg: RunConfig, space: LabelSpace) -> PromptTask:
     """The task of ``cfg`` on ``backbone`` for ``space``, on the backbone's device, in the run's precision, with the
-    run's text-encoding settings (shared prefix, chunk size) applied to the backbone."""
+    run's text-encoding settings (shared prefix, chunk size, causal truncation) applied to the backbone."""
     from vlprompt.engine.precision import apply_fp16
 
     backbone.shared_prefix, backbone.text_chunk = cfg.train.shared_prefix, cfg.train.text_chunk
+    backbone.causal_truncation = cfg.train.causal_truncation
     task = PromptTask(backbone, cfg.method, cfg.components, space).to(backbone.device)
     if cfg.train.precision == "fp16":
         apply_fp16(backbone, task)
@@ -254,7 +255,18 @@ def _feature_cache(backbone, enabled: bool):
 # ------------------------------------------------------------------------------------------ train / zero-shot
 def train(cfg: RunConfig, *, quiet: bool = False) -> Run:
     """Train ``cfg`` (a :class:`~vlprompt.config.RunConfig` with ``out`` set), save its weights, evaluate the last
-    epoch on the test split. Re-running an interrupted run resumes it; a finished run is returned as it is."""
+    epoch on the test split. Re-running an interrupted run resumes it; a finished run is returned as it is.
+
+    In a process started by ``torchrun`` (or ``vlprompt train --nproc N``) the run is shared by all processes of the
+    group (:mod:`vlprompt.engine.distributed`): same result, rank 0 writes the files and prints."""
+    from vlprompt.engine import distributed
+
+    with distributed.process_group(cfg.backbone.device):
+        return _train(cfg, quiet or not distributed.is_main())
+
+
+def _train(cfg: RunConfig, quiet: bool) -> Run:
+    from vlprompt.engine import distributed
     from vlprompt.engine import features as fc
     from vlprompt.engine.evaluation import evaluate as run_evaluation
     from vlprompt.engine.precision import resolve_precision
@@ -271,15 +283,18 @@ def train(cfg: RunConfig, *, quiet: bool = False) -> Run:
         return Run(out, cfg, done)
     dataset = load_data(cfg.data, need_train=True)
     backbone = load_backbone(cfg.backbone, quiet=quiet)
+    distributed.share_random_backbone(backbone)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train))
     cfg.train.precision = resolve_precision(cfg.train.precision, backbone.device)
     space = label_space(dataset)
     seed_everything(cfg.data.seed)
     task = build_task(backbone, cfg, space)
     fingerprints = {"data": data_fingerprint(dataset), "backbone": fc.backbone_fingerprint(backbone)}
-    with RunDir(out, "train", identity).open(fingerprints) as run:
+    main = distributed.is_main()
+    with RunDir(out, "train", identity).open(fingerprints) if main else distributed.FollowerRun(out) as run:
         log.info(backbone_line(backbone))
-        cfg.dump(run.path / CONFIG)
+        if main:
+            cfg.dump(run.path / CONFIG)
         cache = _feature_cache(backbone, cfg.train.feature_cache)
         data = cfg.data
         stream = train_stream(
@@ -309,7 +324,8 @@ def train(cfg: RunConfig, *, quiet: bool = False) -> Run:
             "classnames_sha1": hashlib.sha1("\n".join(space.classnames).encode()).hexdigest()[:16],
             "environment": environment(),
         }
-        save_weights(run.path, task, meta)
+        if main:
+            save_weights(run.path, task, meta)
         evaluation = run_evaluation(
             task, dataset.test, backbone, cfg.train, cache, data.num_workers, data.skip_corrupt, progress=not quiet
         )
@@ -317,7 +333,7 @@ def train(cfg: RunConfig, *, quiet: bool = False) -> Run:
         if cfg.protocol:
             extra["protocol"] = cfg.protocol
         results = _results(evaluation, dataset, data, cfg.method, backbone, extra)
-        _finish(run, results, evaluation, dataset, quiet, save_logits=False)
+        _finish(run if main else None, results, evaluation, dataset, quiet, save_logits=False)
     return Run(out, cfg, results)
 
 

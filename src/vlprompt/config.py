@@ -90,6 +90,11 @@ class TrainConfig:
     feature_pool: int = setting(16, "augmented views per train image kept in the feature cache (capped at epochs)")
     shared_prefix: bool = setting(True, "encode the class-shared prompt prefix once (exact; false: full sequences)")
     text_chunk: int = setting(0, "most text sequences per text-tower pass, checkpointed when chunked (0 = automatic)")
+    causal_truncation: bool = setting(
+        True,
+        "run the text tower only up to the batch's last EOT token (exact); false: all 77 positions and no shared "
+        "prefix, the references' text pass (speed comparisons)",
+    )
     eval_every: int = setting(0, "evaluate on the test split every N epochs (0 = only at the end)")
     test_batch_size: int = setting(100, "evaluation batch size")
     eval_chunk: int = setting(25, "images per chunk for image-conditioned text (CoCoOp) evaluation")

@@ -42,6 +42,13 @@ def add_parser(sub) -> None:
         metavar="SECTION.KEY=VALUE",
         help="override any setting, e.g. --set coop.n_ctx=4 --set nemesis.weight=10 (repeatable)",
     )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="train on N local processes (DistributedDataParallel; one GPU each on CUDA, gloo on CPU) with the "
+        "same global batch and learning rate; the same as `torchrun --nproc-per-node N -m vlprompt train ...`",
+    )
     p.set_defaults(func=run)
 
 
@@ -67,8 +74,32 @@ def config_from_args(args):
     )
 
 
+def without_nproc(argv):
+    """``argv`` without its ``--nproc N`` / ``--nproc=N``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
 def run(args) -> int:
     from vlprompt.api import train
+    from vlprompt.errors import VLPromptError
 
-    train(config_from_args(args))
+    cfg = config_from_args(args)  # bad flags fail here, before any process starts
+    if args.nproc < 1:
+        raise VLPromptError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.nproc > 1:
+        from vlprompt.api import finished, run_identity
+        from vlprompt.engine.distributed import launch
+
+        if cfg.out is not None and finished(cfg.out, "train", run_identity(cfg)) is not None:
+            return 0  # nothing to start
+        return launch(args.nproc, without_nproc(args.argv))
+    train(cfg)
     return 0

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from vlprompt import fileio
+from vlprompt.engine import distributed
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +84,19 @@ def image_loader(
 
 @torch.no_grad()
 def encode_items(encode: Callable[[torch.Tensor], torch.Tensor], loader, desc: str, total: int) -> tuple:
-    """Run ``encode`` over an image loader; returns ``(features [N, E], labels [N], indices [N])``."""
+    """Run ``encode`` over an image loader; returns ``(features [N, E], labels [N], indices [N])``. Several processes
+    each encode a share of the items and gather the rows."""
     feats, labels, index = [], [], []
-    with tqdm(total=total, desc=desc, unit="img", leave=False) as bar:
-        for batch in loader:
+    with tqdm(total=total, desc=desc, unit="img", leave=False, disable=not distributed.is_main()) as bar:
+        for batch in distributed.shard_loader(loader):
             if batch is None:  # every image of the batch was skipped (--skip-corrupt)
                 continue
             images, y, idx = batch
             feats.append(encode(images).float().cpu())
             labels.append(y)
             index.append(idx)
-            bar.update(len(y))
-    return torch.cat(feats), torch.cat(labels), torch.cat(index)
+            bar.update(len(y) * distributed.world_size())
+    return tuple(distributed.gather_rows(feats, labels, index))
 
 
 class FeatureCache:
@@ -119,7 +121,8 @@ class FeatureCache:
                 log.warning("feature cache entry %s is unreadable; recomputing", path)
         tensors = {k: v.contiguous() for k, v in compute().items()}
         try:
-            fileio.atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+            if distributed.is_main():
+                fileio.atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
         except OSError as exc:
             log.warning("cannot write feature cache %s (%s); continuing without caching", path, exc)
         return tensors

@@ -10,6 +10,9 @@
   run re-started with the same command resumes and ends with the same weights as an uninterrupted run; the
   run's ``metrics.jsonl`` is rewritten from the checkpoint's records on resume.
 * A non-finite loss stops the run with the epoch, step and loss term; nothing already written changes.
+* On several processes (:mod:`vlprompt.engine.distributed`) each rank trains on its slice of every global batch
+  behind DistributedDataParallel, its loss weighted by its share of the batch; the epoch's records are summed
+  over the ranks, so they and the weights are those of the single-process run. Rank 0 writes the checkpoints.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vlprompt import fileio
+from vlprompt.engine import distributed
 from vlprompt.engine.precision import autocast_context
 from vlprompt.engine.schedule import lr_at_epoch
 from vlprompt.engine.train_data import TrainData
@@ -90,11 +94,12 @@ def train(
         start, history = load_resume(resume_path, task, optimizer)
         run.rewrite_metrics(history)
         log.info("resuming from %s after epoch %d/%d", resume_path, start, cfg.epochs)
+    step_fn = distributed.training_step_function(task)
     for epoch in range(start, cfg.epochs):
         lr = lr_at_epoch(epoch, cfg.epochs, cfg.lr, cfg.warmup_epochs, cfg.warmup_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
-        record = run_epoch(task, data, optimizer, cfg, seed, epoch, device, progress)
+        record = run_epoch(task, data, optimizer, cfg, seed, epoch, device, progress, step_fn=step_fn)
         record.update({"epoch": epoch + 1, "lr": lr})
         record.update(task.on_epoch_end(epoch, cfg.epochs))
         if evaluate is not None and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
@@ -107,47 +112,69 @@ def train(
             cfg.epochs,
             " ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)),
         )
-        save_resume(resume_path, task, optimizer, epoch + 1, history)
+        if distributed.is_main():
+            save_resume(resume_path, task, optimizer, epoch + 1, history)
     return history
 
 
-def run_epoch(task, data: TrainData, optimizer, cfg, seed: int, epoch: int, device, progress: bool) -> dict:
+def check_finite(losses: Dict[str, torch.Tensor], epoch: int, step: int) -> None:
+    """Stop before the optimizer step when a loss term is not finite (on any process)."""
+    flags = distributed.all_reduce_sum({name: float(not torch.isfinite(v).all()) for name, v in losses.items()})
+    for name, flag in flags.items():
+        if flag:
+            raise VLPromptError(
+                f"non-finite loss at epoch {epoch + 1}, step {step + 1}: term {name!r} = "
+                f"{float(losses[name].detach())}; stopped before the optimizer step (earlier checkpoints and results "
+                "are untouched) — lower --lr or use --precision fp32"
+            )
+
+
+def run_epoch(
+    task, data: TrainData, optimizer, cfg, seed: int, epoch: int, device, progress: bool, step_fn=None
+) -> dict:
+    """One epoch; ``step_fn`` (default ``task.training_step``) runs a step — behind DistributedDataParallel on
+    several processes, where each takes its rows of every batch (see the module doc)."""
     seed_everything(epoch_seed(seed, epoch))
     generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
     loader = data.make_loader(generator)
     task.train()
     sums: Dict[str, float] = {}
     correct = seen = steps = 0
+    step_fn, world = step_fn or task.training_step, distributed.world_size()
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
     for step, batch in enumerate(bar):
         if batch is None:  # every image of the batch was skipped (--skip-corrupt)
             continue
         x, y, _ = batch
-        x, y = x.to(device), y.to(device)
+        if len(y) < world:  # fewer images than processes (left by --skip-corrupt): no process may sit out
+            log.warning(
+                "epoch %d, step %d: %d image(s) for %d processes; step skipped", epoch + 1, step + 1, len(y), world
+            )
+            continue
+        rows = distributed.local_rows(len(y))
+        share = (rows.stop - rows.start) / len(y)
+        x, y = x[rows].to(device), y[rows].to(device)
         with autocast_context(cfg.precision, device):
-            result = task.training_step(x, y, StepInfo(epoch=epoch, num_epochs=cfg.epochs, step=step), data.features)
-        for name, value in result.losses.items():
-            if not torch.isfinite(value).all():
-                raise VLPromptError(
-                    f"non-finite loss at epoch {epoch + 1}, step {step + 1}: term {name!r} = {float(value.detach())}; "
-                    "stopped before the optimizer step (earlier checkpoints and results are untouched) — "
-                    "lower --lr or use --precision fp32"
-                )
+            result = step_fn(x, y, StepInfo(epoch=epoch, num_epochs=cfg.epochs, step=step), data.features)
+        check_finite(result.losses, epoch, step)
         loss = result.loss
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # DDP averages gradients over the ranks: weighting by share · world gives the global batch's gradient
+        (loss * (share * world) if world > 1 else loss).backward()
         optimizer.step()
         for name, value in result.losses.items():
-            sums[name] = sums.get(name, 0.0) + value.item()
-        sums["loss"] = sums.get("loss", 0.0) + loss.item()
+            sums[name] = sums.get(name, 0.0) + value.item() * share
+        sums["loss"] = sums.get("loss", 0.0) + loss.item() * share
         for name, value in result.report.items():
-            sums[name] = sums.get(name, 0.0) + float(value)
+            sums[name] = sums.get(name, 0.0) + float(value) * share
         correct += int((result.logits.argmax(-1) == y).sum())
         seen += len(y)
         steps += 1
         bar.set_postfix(loss=f"{sums['loss'] / steps:.4f}", acc=f"{100.0 * correct / seen:.1f}")
     if steps == 0:
         raise VLPromptError("the training split is empty after sampling; check --shots and the dataset")
+    sums = distributed.all_reduce_sum(sums)
+    counts = distributed.all_reduce_sum({"correct": correct, "seen": seen})
     record = {name: total / steps for name, total in sums.items()}
-    record["train_acc"] = 100.0 * correct / seen
+    record["train_acc"] = 100.0 * counts["correct"] / counts["seen"]
     return record
