@@ -100,7 +100,9 @@ def main() -> None:
     )
     print("|---|---:|---|---:|---:|")
     for name, diff, same, (w1, wn), (t1, tn) in rows:
-        print(f"| {name} | {diff:.2e} | {'yes' if same else 'NO'} | {w1:.1f} s / {wn:.1f} s | {t1:.1f} s / {tn:.1f} s |")
+        print(
+            f"| {name} | {diff:.2e} | {'yes' if same else 'NO'} | {w1:.1f} s / {wn:.1f} s | {t1:.1f} s / {tn:.1f} s |"
+        )
 
 
 if __name__ == "__main__":
