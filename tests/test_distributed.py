@@ -97,8 +97,12 @@ def test_interrupted_run_resumes_on_two_processes(tmp_path, cli_env, tiny_folder
     monkeypatch.setattr(trainer, "run_epoch", dying_epoch)
     assert main(_args(resumed, tiny_folder, method, cli_env, *extra)) == 130
     assert (resumed / trainer.RESUME_FILE).exists() and not (resumed / "results.json").exists()
-    launcher = ["-m", distributed.LAUNCHER, "--standalone", "--nproc-per-node=2", "-m", "vlprompt"]
-    _spawn([*launcher, *_args(resumed, tiny_folder, method, cli_env, *extra)], tmp_path / "cache")
+    command = [
+        "-m",
+        "torch.distributed.run",
+        *distributed.torchrun_args(2, _args(resumed, tiny_folder, method, cli_env, *extra)),
+    ]
+    _spawn(command, tmp_path / "cache")
     _same_runs(full, resumed)
 
 

@@ -35,9 +35,6 @@ from torch import nn
 
 from vlprompt.errors import VLPromptError
 
-#: the torchrun module that ``vlprompt train --nproc N`` runs
-LAUNCHER = "torch.distributed.run"
-
 
 # ------------------------------------------------------------------------------------------ where we are
 def launched() -> bool:
@@ -209,20 +206,28 @@ class FollowerRun:
 
 
 # ------------------------------------------------------------------------------------------ launching
-def torchrun_command(nproc: int, args: Sequence[str]) -> List[str]:
-    """The command that runs ``vlprompt <args>`` on ``nproc`` local processes (torchrun, standalone)."""
-    import sys
-
-    return [sys.executable, "-m", LAUNCHER, "--standalone", f"--nproc-per-node={nproc}", "-m", "vlprompt", *args]
+def torchrun_args(nproc: int, args: Sequence[str]) -> List[str]:
+    """torchrun's arguments that run ``vlprompt <args>`` on ``nproc`` local processes (standalone rendezvous)."""
+    return ["--standalone", f"--nproc-per-node={nproc}", "-m", "vlprompt", *args]
 
 
 def launch(nproc: int, args: Sequence[str]) -> int:
-    """Run ``vlprompt <args>`` on ``nproc`` processes and return the launcher's exit status. CPU threads are
-    divided between the processes unless ``OMP_NUM_THREADS`` is set."""
-    import subprocess
+    """Run ``vlprompt <args>`` on ``nproc`` processes, as ``python -m torch.distributed.run`` (torchrun) would, and
+    return 0 or the exit status of the first process that failed (its own message is on the console; no launcher
+    traceback). CPU threads are divided between the processes unless ``OMP_NUM_THREADS`` is set."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
 
     if launched():
         raise VLPromptError("--nproc inside a torchrun process group: drop --nproc (torchrun already started them)")
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    return subprocess.call(torchrun_command(nproc, args), env=env)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = threads or str(max(1, (os.cpu_count() or 1) // nproc))
+    try:
+        run(get_args_parser().parse_args(torchrun_args(nproc, args)))
+    except ChildFailedError as exc:
+        _, failure = exc.get_first_failure()
+        return failure.exitcode if failure.exitcode > 0 else 1
+    finally:
+        if threads is None:
+            del os.environ["OMP_NUM_THREADS"]
+    return 0
