@@ -146,8 +146,8 @@ def share_random_backbone(backbone) -> None:
 
 # ------------------------------------------------------------------------------------------ data and model
 def shard_loader(loader):
-    """A loader over this rank's contiguous share of ``loader``'s dataset (same batch size, workers and collate);
-    the dataset's own indices pass through, so gathered rows can be put back in item order."""
+    """A loader over this rank's contiguous share of ``loader``'s dataset (same batch size, workers and collate; not
+    for batch-sampler loaders); the dataset's own indices pass through, so gathered rows go back in item order."""
     if not active():
         return loader
     from torch.utils.data import DataLoader, Subset

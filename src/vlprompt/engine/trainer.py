@@ -136,7 +136,7 @@ def run_epoch(
     several processes, where each takes its rows of every batch (see the module doc)."""
     seed_everything(epoch_seed(seed, epoch))
     generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
-    loader = data.make_loader(generator)
+    loader = data.make_loader(epoch, generator)
     task.train()
     sums: Dict[str, float] = {}
     correct = seen = steps = 0
