@@ -8,9 +8,10 @@ implies the ``gpa`` add-on, the paper's Gaussian prompt aggregation, Sec. 3.3).
   frozen-feature cache is active (the learner has no image prompts) the batch already *is* the frozen image
   features, so f⁰ = ``out.image_raw``.
 * text targets t̄_k = mean over PromptSRC's 60 templates (:data:`~vlprompt.data.templates.PROMPTSRC_TEMPLATES`,
-  used for every dataset as in the reference) of the **unnormalised** frozen text features of class k, normalised
-  only for the losses. They depend on the class names, so they are a non-persistent buffer, built lazily at the
-  first loss of a label space (evaluation never pays the 60 × K text passes).
+  used for every dataset as in the reference, whatever the dataset's or a user's ``--template``) of the
+  **unnormalised** frozen text features of class k, normalised only for the losses. They depend on the class
+  names, so they are a non-persistent buffer, built lazily at the first loss of a label space (evaluation never
+  pays the 60 × K text passes).
 
 **Losses** per batch (:func:`src_losses`; f̂, t̂ = the normalised prompted features that give the logits,
 z = s · f̂ t̂ᵀ and z⁰ = s · f̂⁰ t̂⁰ᵀ with CLIP's frozen scale s = 100, p = softmax(z), temperature 1):

@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
         "exists on disk; prints image and class counts per split, or one line "
         "that says what to fix (exit status 2).",
     )
-    add_dataset_args(verify, shots=False)
+    add_dataset_args(verify, shots=False, prompts=False)
     verify.set_defaults(func=run_verify)
 
     fewshot = sub.add_parser(
@@ -37,7 +37,7 @@ def add_parser(subparsers) -> None:
         '{"train": [[relpath, label, classname], ...], "val": [...]} with '
         "relpaths as in the split file. Reads no image.",
     )
-    add_dataset_args(fewshot, shots=True)
+    add_dataset_args(fewshot, shots=True, prompts=False)
     fewshot.add_argument("--out", required=True, help="the JSON file to write")
     fewshot.set_defaults(func=run_fewshot)
 

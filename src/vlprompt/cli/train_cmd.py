@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from vlprompt.cli.common import add_backbone_args, add_dataset_args, add_run_args, backbone_options, data_options
+from vlprompt.cli.common import (
+    add_backbone_args,
+    add_dataset_args,
+    add_run_args,
+    add_verbosity_args,
+    backbone_options,
+    data_options,
+)
 from vlprompt.presets import PROTOCOLS
 
 
@@ -43,12 +50,20 @@ def add_parser(sub) -> None:
         help="override any setting, e.g. --set coop.n_ctx=4 --set nemesis.weight=10 (repeatable)",
     )
     p.add_argument(
+        "--log",
+        action="append",
+        choices=["tensorboard"],
+        default=[],
+        help="also write TensorBoard event files under OUT/tb, per epoch (pip install 'vlprompt[tensorboard]')",
+    )
+    p.add_argument(
         "--nproc",
         type=int,
         default=1,
         help="train on N local processes (DistributedDataParallel; one GPU each on CUDA, gloo on CPU) with the "
         "same global batch and learning rate; the same as `torchrun --nproc-per-node N -m vlprompt train ...`",
     )
+    add_verbosity_args(p)
     p.set_defaults(func=run)
 
 
@@ -88,18 +103,15 @@ def without_nproc(argv):
 
 
 def run(args) -> int:
-    from vlprompt.api import train
+    from vlprompt.api import finished, run_identity, train
+    from vlprompt.engine.distributed import launch
     from vlprompt.errors import VLPromptError
 
     cfg = config_from_args(args)  # bad flags fail here, before any process starts
     if args.nproc < 1:
         raise VLPromptError(f"--nproc must be >= 1, got {args.nproc}")
-    if args.nproc > 1:
-        from vlprompt.api import finished, run_identity
-        from vlprompt.engine.distributed import launch
-
-        if cfg.out is not None and finished(cfg.out, "train", run_identity(cfg)) is not None:
-            return 0  # nothing to start
+    if args.nproc == 1:
+        train(cfg, quiet=args.quiet, logs=args.log)
+    elif finished(cfg.out, "train", run_identity(cfg), args.quiet) is None:  # a finished run starts nothing
         return launch(args.nproc, without_nproc(args.argv))
-    train(cfg)
     return 0

@@ -116,10 +116,9 @@ def evaluate(
 ) -> Evaluation:
     """Logits of ``task`` on ``items`` (batched; image-conditioned text in image chunks). ``cache``: a
     :class:`~vlprompt.engine.features.FeatureCache` used when the image tower carries no prompts."""
-    from tqdm.auto import tqdm
-
     from vlprompt.data.transforms import backbone_transform
     from vlprompt.engine import features as fc
+    from vlprompt.progress import progress as progress_bar
 
     task.eval()
     device = backbone.device
@@ -139,7 +138,9 @@ def evaluate(
             labels.append(y)
         index.append(mine)
     else:
-        for batch in tqdm(distributed.shard_loader(loader()), desc="evaluating", leave=False, disable=not progress):
+        for batch in progress_bar(
+            distributed.shard_loader(loader()), desc="evaluating", unit="batch", enabled=progress
+        ):
             if batch is None:  # every image of the batch was skipped (--skip-corrupt)
                 continue
             images, y, idx = batch

@@ -34,10 +34,10 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from vlprompt import fileio
 from vlprompt.engine import distributed
+from vlprompt.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def encode_items(encode: Callable[[torch.Tensor], torch.Tensor], loader, n: int,
     item order (``valid`` is False for images skipped as unreadable). Several processes each encode a contiguous
     share of the items and gather the rows."""
     feats, labels, index = [], [], []
-    with tqdm(total=n, desc=desc, unit="img", leave=False, disable=not distributed.is_main()) as bar:
+    with progress(total=n, desc=desc, unit="img", enabled=distributed.is_main()) as bar:
         for batch in distributed.shard_loader(loader):
             if batch is None:  # every image of the batch was skipped (--skip-corrupt)
                 continue

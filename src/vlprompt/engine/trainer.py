@@ -25,7 +25,6 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from vlprompt import fileio
 from vlprompt.engine import distributed
@@ -33,6 +32,8 @@ from vlprompt.engine.precision import autocast_context
 from vlprompt.engine.schedule import lr_at_epoch
 from vlprompt.engine.train_data import TrainData
 from vlprompt.errors import VLPromptError
+from vlprompt.progress import CONSOLE
+from vlprompt.progress import progress as progress_bar
 from vlprompt.task.types import StepInfo
 
 log = logging.getLogger(__name__)
@@ -79,9 +80,11 @@ def train(
     device: torch.device,
     evaluate: Optional[Callable[[int], Dict[str, float]]] = None,
     progress: bool = True,
+    on_epoch: Optional[Callable[[dict], None]] = None,
 ) -> List[dict]:
     """Train ``task`` for ``cfg.epochs`` epochs in run directory ``run``
-    (:class:`~vlprompt.engine.rundir.RunDir`); returns the per-epoch records."""
+    (:class:`~vlprompt.engine.rundir.RunDir`); returns the per-epoch records, each also passed to ``on_epoch``
+    (e.g. TensorBoard) once written to ``metrics.jsonl`` and checkpointed."""
     groups = task.param_groups(cfg.lr)
     if not groups:
         raise VLPromptError(f"method {task.method!r} has no trainable parameters; use `vlprompt zeroshot` instead")
@@ -111,9 +114,12 @@ def train(
             epoch + 1,
             cfg.epochs,
             " ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)),
+            extra=CONSOLE if progress else None,
         )
         if distributed.is_main():
             save_resume(resume_path, task, optimizer, epoch + 1, history)
+        if on_epoch is not None:
+            on_epoch(record)
     return history
 
 
@@ -141,7 +147,7 @@ def run_epoch(
     sums: Dict[str, float] = {}
     correct = seen = steps = 0
     step_fn, world = step_fn or task.training_step, distributed.world_size()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
+    bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", enabled=progress, summary=False)
     for step, batch in enumerate(bar):
         if batch is None:  # every image of the batch was skipped (--skip-corrupt)
             continue

@@ -18,7 +18,13 @@ from torch import nn
 from vlprompt.config import setting
 from vlprompt.errors import VLPromptError
 from vlprompt.methods.base import LabelSpace, LearnerConfig, PromptLearner
-from vlprompt.methods.prompts import ClassPrompts, init_context_from_words, placeholder_prefix
+from vlprompt.methods.prompts import (
+    TEMPLATE_INIT,
+    ClassPrompts,
+    init_context_from_words,
+    placeholder_prefix,
+    prompt_text,
+)
 from vlprompt.presets import Preset, rule
 from vlprompt.registry import LEARNERS
 
@@ -31,7 +37,11 @@ INIT_WORDS = "a photo of a"
 @dataclass
 class CoOpConfig(LearnerConfig):
     n_ctx: int = setting(16, "context vectors M (with ctx_init: must equal its word count)")
-    ctx_init: str = setting("", "init words, e.g. 'a photo of a' (empty: random N(0, init_std²) context)")
+    ctx_init: str = setting(
+        "",
+        "init words, e.g. 'a photo of a' (empty: random N(0, init_std²) context); 'template': the words before {} "
+        "in the run's template, whose text after {} then follows the class name",
+    )
     csc: bool = setting(False, "class-specific context (one context per class)")
     class_token_position: str = setting("end", "end | middle | front")
     init_std: float = setting(0.02, "std of the random context init")
@@ -49,14 +59,15 @@ class CoOpConfig(LearnerConfig):
                 f"coop.ctx_init {self.ctx_init!r} has {len(words.split())} words but coop.n_ctx={self.n_ctx}; "
                 f"the context takes one vector per word: --set coop.n_ctx={len(words.split())}"
             )
-        if words and self.csc:
+        if (words or self.ctx_init.strip() == TEMPLATE_INIT) and self.csc:
             raise VLPromptError("coop.csc does not apply with coop.ctx_init (the reference ignores it): drop one")
         if not self.init_std > 0:
             raise VLPromptError(f"coop.init_std must be > 0, got {self.init_std}")
 
     @property
     def init_words(self) -> str:
-        return self.ctx_init.replace("_", " ").strip()
+        """The init words (none for ``template``: they come from the label space's template)."""
+        return "" if self.ctx_init.strip() == TEMPLATE_INIT else self.ctx_init.replace("_", " ").strip()
 
 
 def _train(batch_size, lr, epochs):
@@ -100,10 +111,16 @@ class CoOp(PromptLearner):
     def __init__(self, backbone, config: CoOpConfig, space: LabelSpace):
         super().__init__(backbone, config, space)
         width = backbone.text_width
-        if config.init_words:
+        words, self.ending = prompt_text(config.ctx_init, space.template)
+        if words and len(words.split()) != config.n_ctx:  # only ctx_init=template gets here (see CoOpConfig)
+            raise VLPromptError(
+                f"{self.name}.ctx_init=template: the template {space.template!r} has {len(words.split())} words before "
+                f"{{}} but {self.name}.n_ctx={config.n_ctx}; --set {self.name}.n_ctx={len(words.split())}"
+            )
+        if words:
             self.n_ctx = config.n_ctx
-            ctx = init_context_from_words(backbone, config.init_words, self.n_ctx)
-            self.prefix_text = config.init_words
+            ctx = init_context_from_words(backbone, words, self.n_ctx)
+            self.prefix_text = words
             self.csc = False
         else:
             self.n_ctx = config.n_ctx
@@ -122,7 +139,7 @@ class CoOp(PromptLearner):
                 f"and cannot be evaluated on these {len(space)}; train a generic context (coop.csc=false) for transfer"
             )
         self.classnames = list(space.classnames)
-        self.prompts = ClassPrompts(self.backbone, space.classnames, self.prefix_text, self.n_ctx)
+        self.prompts = ClassPrompts(self.backbone, space.classnames, self.prefix_text, self.n_ctx, self.ending)
 
     def text_features(self, image_features=None, hook=None):
         return self.prompts.encode(self.param("ctx"), self.config.class_token_position, hook=hook)

@@ -31,7 +31,7 @@ from vlprompt.methods.deep_prompts import (
     vision_depth,
     vision_prompts,
 )
-from vlprompt.methods.prompts import ClassPrompts
+from vlprompt.methods.prompts import ClassPrompts, prompt_text
 from vlprompt.presets import Preset
 from vlprompt.registry import LEARNERS
 
@@ -43,7 +43,11 @@ MAPLE_REPO = "MaPLe repository (Khattak et al., CVPR 2023)"
 class LPTConfig(LearnerConfig):
     n_ctx_text: int = setting(4, "text prompt vectors n_t per block")
     depth_text: int = setting(12, "text prompt depth J_t (prompts in blocks 0..J_t-1)")
-    ctx_init: str = setting(INIT_WORDS, "its first n_t tokens initialise P_0 (random when it has fewer)")
+    ctx_init: str = setting(
+        INIT_WORDS,
+        "its first n_t tokens initialise P_0 (random when it has fewer); 'template': the words before {} in the "
+        "run's template, whose text after {} then follows the class name",
+    )
     init_std: float = setting(0.02, "std of the random prompt init")
 
 
@@ -86,15 +90,17 @@ class LPT(PromptLearner):
 
     def __init__(self, backbone, config, space: LabelSpace):
         super().__init__(backbone, config, space)
-        self.build_text(*self.text_settings(config))
+        self.build_text(*self.text_settings(config), space.template)
         self.build_vision(config)
         self.set_classnames(space)
 
-    def build_text(self, n_ctx: int, depth: int, settings: Tuple[str, str]) -> None:
-        """P_0 = ``ctx`` and P_1..P_{J−1} = ``text_deep`` (config ``ctx_init``, ``init_std``)."""
+    def build_text(self, n_ctx: int, depth: int, settings: Tuple[str, str], template: str) -> None:
+        """P_0 = ``ctx`` and P_1..P_{J−1} = ``text_deep`` (config ``ctx_init``, ``init_std``; ``template``: the label
+        space's, for ``ctx_init="template"``)."""
         bb, cfg = self.backbone, self.config
         check_prompts(n_ctx, depth, *settings)
-        ctx, self.prefix_text = text_context(bb, cfg.ctx_init, n_ctx, cfg.init_std)
+        words, self.ending = prompt_text(cfg.ctx_init, template)
+        ctx, self.prefix_text = text_context(bb, words, n_ctx, cfg.init_std)
         self.ctx = nn.Parameter(ctx)
         depth = clamp_depth(depth, bb.text_layers, settings[1])
         self.text_deep = deep_parameter(depth, n_ctx, bb.text_width, cfg.init_std, bb.device)
@@ -104,7 +110,7 @@ class LPT(PromptLearner):
 
     def set_classnames(self, space: LabelSpace) -> None:
         self.classnames = list(space.classnames)
-        self.prompts = ClassPrompts(self.backbone, space.classnames, self.prefix_text, self.ctx.shape[0])
+        self.prompts = ClassPrompts(self.backbone, space.classnames, self.prefix_text, self.ctx.shape[0], self.ending)
 
     def text_features(self, image_features=None, hook=None):
         return self.prompts.encode(self.param("ctx"), deep_prompts=per_block(self.param("text_deep")), hook=hook)

@@ -1,6 +1,7 @@
 """Deep vision prompting, ``vpt`` (VPT-deep, Jia et al., "Visual Prompt Tuning", ECCV 2022, on CLIP as in the
 MaPLe repository): per-layer prompts in the image tower (:mod:`vlprompt.methods.deep_prompts`); the text side is the
-fixed classifier of ``"a photo of a {name}."`` computed with the frozen text tower.
+fixed classifier of ``"a photo of a {name}."`` computed with the frozen text tower (for every dataset, as in the
+reference; a ``--template`` does not change it).
 """
 
 from __future__ import annotations

@@ -34,9 +34,9 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from vlprompt.data.base import DATASETS, DatasetSplits, Datum
+from vlprompt.progress import progress
 from vlprompt.toy.world import WORLD_VERSION, render, sample_scene
 
 IMAGE_SIZE = 64
@@ -105,7 +105,7 @@ def toy_dataset_dir(name: str, data_root: Optional[Path] = None) -> Path:
 def _generate(spec: ToySpec, out: Path) -> None:
     split_file: Dict[str, list] = {}
     total = sum(spec.per_class) * len(spec.classes)
-    with tqdm(total=total, desc=f"generating {spec.name}", unit="img") as bar:
+    with progress(total=total, desc=f"generating {spec.name}", unit="img") as bar:
         for split, count in zip(SPLITS, spec.per_class):
             rows = split_file.setdefault(split, [])
             for label, classname in enumerate(spec.classnames):
