@@ -47,12 +47,13 @@ def cache_root() -> Path:
 
 
 def backbone_fingerprint(backbone) -> str:
-    """A short hash of the backbone's weights (a strided sample of every tensor), activation and preprocessing."""
+    """A short hash of the backbone's weights (a strided sample of every tensor, and its dtype: a half backbone
+    gives other features), activation and preprocessing."""
     h = hashlib.sha1()
     for name, tensor in backbone.clip.state_dict().items():
         flat = tensor.detach().flatten()
         step = max(1, flat.numel() // 1024)
-        h.update(name.encode())
+        h.update(f"{name}:{tensor.dtype}".encode())
         h.update(flat[::step].float().cpu().numpy().tobytes())
     # same weights under GELU and QuickGELU give different features
     quick_gelu = getattr(backbone.spec, "quick_gelu", None)

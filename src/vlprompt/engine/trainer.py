@@ -1,8 +1,10 @@
 """One method-agnostic training loop with Dassl ``TrainerX`` semantics (the reference trainers' engine).
 
 * SGD (momentum 0.9, weight decay 5e-4, no Nesterov) over the task's trainable parameters, one group per
-  learning-rate multiplier; the LR of every group follows :func:`~vlprompt.engine.schedule.lr_at_epoch` and is
-  constant within an epoch (the reference steps its scheduler once, at the last batch of every epoch).
+  learning-rate multiplier; the groups' LRs follow :func:`~vlprompt.engine.schedule.group_lrs` (the warm-up LR
+  for every group, then multiplier × the cosine LR) and are constant within an epoch (the reference steps its
+  scheduler once, at the last batch of every epoch). Each epoch record holds ``lr`` (multiplier 1) and
+  ``lr_groups`` (every group's LR, in group order).
 * Each step asks the task for its loss terms (:meth:`~vlprompt.task.PromptTask.training_step`); the loop only sums,
   back-propagates, steps and logs. The last-epoch model is the result (no validation-based selection).
 * Randomness is re-seeded at every epoch start from ``(seed, epoch)``, and the full state (trainable tensors,
@@ -29,7 +31,7 @@ import torch
 from vlprompt import fileio
 from vlprompt.engine import distributed
 from vlprompt.engine.precision import autocast_context
-from vlprompt.engine.schedule import lr_at_epoch
+from vlprompt.engine.schedule import group_lrs, lr_at_epoch
 from vlprompt.engine.train_data import TrainData
 from vlprompt.errors import VLPromptError
 from vlprompt.progress import CONSOLE
@@ -100,10 +102,12 @@ def train(
     step_fn = distributed.training_step_function(task)
     for epoch in range(start, cfg.epochs):
         lr = lr_at_epoch(epoch, cfg.epochs, cfg.lr, cfg.warmup_epochs, cfg.warmup_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group["lr_scale"]
+        scales = [group["lr_scale"] for group in optimizer.param_groups]
+        lrs = group_lrs(epoch, cfg.epochs, cfg.lr, scales, cfg.warmup_epochs, cfg.warmup_lr)
+        for group, group_lr in zip(optimizer.param_groups, lrs):
+            group["lr"] = group_lr
         record = run_epoch(task, data, optimizer, cfg, seed, epoch, device, progress, step_fn=step_fn)
-        record.update({"epoch": epoch + 1, "lr": lr})
+        record.update({"epoch": epoch + 1, "lr": lr, "lr_groups": lrs})
         record.update(task.on_epoch_end(epoch, cfg.epochs))
         if evaluate is not None and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
             record.update({f"test_{k}": v for k, v in evaluate(epoch).items()})

@@ -47,6 +47,9 @@ class PromptLearner(nn.Module):
     config_class: type = LearnerConfig
     #: parameter-name substrings kept in fp32 under ``--precision fp16`` (the references' fp32 exceptions)
     fp32_params: Tuple[str, ...] = ()
+    #: False when the reference trainer runs the method in fp32 even in its fp16 mode (VPT): ``--precision fp16``
+    #: then keeps the whole run in fp32
+    half_precision: bool = True
     #: published settings (:mod:`vlprompt.presets`)
     presets: Mapping[str, Preset] = {}
     dataset_rules: Tuple[DatasetRule, ...] = ()
