@@ -106,7 +106,7 @@ def train(
         lrs = group_lrs(epoch, cfg.epochs, cfg.lr, scales, cfg.warmup_epochs, cfg.warmup_lr)
         for group, group_lr in zip(optimizer.param_groups, lrs):
             group["lr"] = group_lr
-        record = run_epoch(task, data, optimizer, cfg, seed, epoch, device, progress, step_fn=step_fn)
+        record = run_epoch(task, data, optimizer, cfg, seed, epoch, device, progress, step_fn)
         record.update({"epoch": epoch + 1, "lr": lr, "lr_groups": lrs})
         record.update(task.on_epoch_end(epoch, cfg.epochs))
         if evaluate is not None and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
