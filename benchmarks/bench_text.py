@@ -35,12 +35,10 @@ from pathlib import Path
 
 import torch
 
-#: a width-64, 3-layer CLIP for --quick
-TINY = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16, "head_width": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 3},
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchlib
+
 ADJECTIVES = ["red", "small", "wooden", "striped", "old", "giant", "spotted", "electric", "wild", "golden"]
 NOUNS = [
     "dog",
@@ -94,17 +92,17 @@ def load(args):
     logging.getLogger("vlprompt.backbones.loading").setLevel(logging.ERROR)  # "random weights" is intended
     if args.quick:
         path = Path(tempfile.mkdtemp()) / "tiny.json"
-        path.write_text(json.dumps(TINY))
+        path.write_text(json.dumps(benchlib.TINY))
         return load_backbone(str(path), "none", device=args.device)
     return load_backbone(args.backbone, args.pretrained, device=args.device)
 
 
 def coop(backbone, k: int, n_ctx: int):
-    from vlprompt.engine.runner import build_configs, build_task
-    from vlprompt.methods.base import LabelSpace
+    """A CoOp task for ``k`` classes (building it resets the backbone's text settings to the run defaults)."""
+    from vlprompt import create_task
+    from vlprompt.task import LabelSpace
 
-    cfgs = build_configs("coop", 16, None, {}, [f"coop.n_ctx={n_ctx}"])
-    return build_task(backbone, "coop", cfgs, LabelSpace(class_names(k)), "fp32")
+    return create_task("coop", backbone, LabelSpace(class_names(k)), overrides=[f"coop.n_ctx={n_ctx}"])
 
 
 def sync(backbone):
@@ -128,6 +126,7 @@ def median_time(fn, repeats: int, backbone) -> float:
 def time_paths(backbone, k: int, args):
     """``(tokens, full, truncated, shared)``: median seconds of one text-tower forward + backward."""
     learner = coop(backbone, k, args.n_ctx).learner
+    backbone.text_chunk = NO_CHUNK  # timing compares the paths, each in one pass
     prompts = learner.prompts
     ids_full = backbone.tokenize([f"{learner.prefix_text} {n}." for n in prompts.classnames])
     with torch.no_grad():
@@ -154,10 +153,10 @@ def time_paths(backbone, k: int, args):
 
 
 def bench_speed(backbone, args) -> None:
-    backbone.text_chunk = NO_CHUNK  # timing compares the paths, each in one pass
     rows = [(k, *time_paths(backbone, k, args)) for k in args.classes]
     backbone.text_chunk = 0
     print(f"\n### Text tower forward + backward, {args.n_ctx} context tokens ({device_name(backbone)})\n")
+    print(f"Machine: {benchlib.machine()}\n")
     print(
         "| classes | tokens per class: full / truncated / suffix | full 77 | truncated | shared prefix "
         "| full / truncated | truncated / shared | full / shared |"
@@ -213,6 +212,7 @@ def bench_memory(backbone, args, argv) -> None:
         results[mode] = json.loads(done.stdout.strip().splitlines()[-1])
     k, b = args.memory_classes, args.batch
     print(f"\n### One CoOp training step, {k} classes, batch {b}, cached image features ({device_name(backbone)})\n")
+    print(f"Machine: {benchlib.machine()}\n")
     print(
         "| text path | sequences per pass | step time (cold) | peak RSS | RSS growth in step | CUDA peak | CUDA growth |"
     )

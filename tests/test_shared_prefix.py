@@ -256,3 +256,20 @@ def test_text_chunk_setting(tiny_vit, monkeypatch):
     monkeypatch.setattr(tiny_vit, "text_chunk", -1)
     with pytest.raises(VLPromptError, match="text_chunk=-1"):
         tiny_vit.text_chunk_size(20)
+
+
+# ---------------------------------------------------------------------------------------------- truncation off
+@pytest.mark.parametrize("method,sets", [("coop", ["coop.n_ctx=4"]), ("cocoop", []), ("maple", [])])
+def test_causal_truncation_off_runs_all_positions_with_the_same_result(models64, float64, method, sets):
+    """``train.causal_truncation=false`` (the references' 77-token pass, for speed comparisons): every prompt keeps
+    all positions, no shared prefix, and the same features and gradients."""
+    tiny_vit = models64["tiny_vit"]
+    fast = _task(tiny_vit, method, [*sets, "train.causal_truncation=true"])
+    fast_out = _step(fast, tiny_vit)
+    full = _task(tiny_vit, method, [*sets, "train.causal_truncation=false"])
+    try:
+        assert full.learner.prompts.ids.shape[1] == tiny_vit.context_length > fast.learner.prompts.ids.shape[1]
+        assert not tiny_vit.text_prefix_sharable(1)
+        assert _max_diff(fast_out, _step(full, tiny_vit)) <= TOL
+    finally:
+        tiny_vit.causal_truncation = True

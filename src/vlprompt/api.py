@@ -187,10 +187,12 @@ def environment() -> Dict[str, Any]:
 
 def build_task(backbone, cfg: RunConfig, space: LabelSpace) -> PromptTask:
     """The task of ``cfg`` on ``backbone`` for ``space``, on the backbone's device, in the run's precision, with the
-    run's text-encoding settings (shared prefix, chunk size, fp16 prompt rounding) applied to the backbone."""
+    run's text-encoding settings (shared prefix, chunk size, causal truncation, fp16 prompt rounding) applied to the
+    backbone."""
     from vlprompt.engine.precision import apply_fp16
 
     backbone.shared_prefix, backbone.text_chunk = cfg.train.shared_prefix, cfg.train.text_chunk
+    backbone.causal_truncation = cfg.train.causal_truncation
     backbone.fp16_prompts = cfg.train.fp16_prompts
     task = PromptTask(backbone, cfg.method, cfg.components, space).to(backbone.device)
     if cfg.train.precision == "fp16":
@@ -301,7 +303,18 @@ def train(cfg: RunConfig, *, quiet: bool = False, save_logits: bool = False, log
     epoch on the test split (``save_logits``: also ``logits.safetensors``). ``cfg.init_from`` (a run directory or
     a tensor file, :mod:`vlprompt.convert.initial`) gives the starting values of a fresh run. Re-running an
     interrupted run resumes it; a finished run is returned as it is. ``logs``: extra epoch logs,
-    ``("tensorboard",)`` writes event files under ``<out>/tb``."""
+    ``("tensorboard",)`` writes event files under ``<out>/tb``.
+
+    In a process started by ``torchrun`` (or ``vlprompt train --nproc N``) the run is shared by all processes of the
+    group (:mod:`vlprompt.engine.distributed`): same result, rank 0 writes the files and prints."""
+    from vlprompt.engine import distributed
+
+    with distributed.process_group(cfg.backbone.device):
+        return _train(cfg, quiet or not distributed.is_main(), save_logits, logs)
+
+
+def _train(cfg: RunConfig, quiet: bool, save_logits: bool, logs: Sequence[str]) -> Run:
+    from vlprompt.engine import distributed
     from vlprompt.engine import features as fc
     from vlprompt.engine.evaluation import evaluate as run_evaluation
     from vlprompt.engine.precision import resolve_precision
@@ -325,6 +338,7 @@ def train(cfg: RunConfig, *, quiet: bool = False, save_logits: bool = False, log
         return Run(out, cfg, done)
     dataset = load_data(cfg.data, need_train=True)
     backbone = load_backbone(cfg.backbone, quiet=quiet)
+    distributed.share_random_backbone(backbone)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train))
     cfg.train.precision = resolve_precision(cfg.train.precision, backbone.device)
     space = label_space(dataset)
@@ -338,11 +352,14 @@ def train(cfg: RunConfig, *, quiet: bool = False, save_logits: bool = False, log
         if not quiet:
             print(initial.describe())
     fingerprints = {"data": data_fingerprint(dataset), "backbone": fc.backbone_fingerprint(backbone)}
-    with RunDir(out, "train", identity).open(fingerprints) as run, _epoch_board(logs, out, task) as board:
+    main = distributed.is_main()
+    run_dir = RunDir(out, "train", identity).open(fingerprints) if main else distributed.FollowerRun(out)
+    with run_dir as run, _epoch_board(logs if main else (), out, task) as board:
         log.info(backbone_line(backbone))
         if initial is not None:
             log.info(initial.describe())
-        cfg.dump(run.path / CONFIG)
+        if main:
+            cfg.dump(run.path / CONFIG)
         cache = _feature_cache(backbone, cfg.train.feature_cache)
         data = cfg.data
         stream = train_stream(task, dataset.train, backbone, cfg.train, data, cache)
@@ -359,7 +376,8 @@ def train(cfg: RunConfig, *, quiet: bool = False, save_logits: bool = False, log
             on_epoch=board.epoch if board is not None else None,
         )  # fmt: skip
         train_time = time.time() - start
-        save_weights(run.path, task, weights_meta(cfg, task, backbone, space))
+        if main:
+            save_weights(run.path, task, weights_meta(cfg, task, backbone, space))
         evaluation = run_evaluation(
             task, dataset.test, backbone, cfg.train, cache, data.num_workers, data.skip_corrupt, progress=not quiet
         )
@@ -367,7 +385,7 @@ def train(cfg: RunConfig, *, quiet: bool = False, save_logits: bool = False, log
         if cfg.protocol:
             extra["protocol"] = cfg.protocol
         results = _results(evaluation, dataset, data, cfg.method, backbone, extra)
-        _finish(run, results, evaluation, dataset, quiet, save_logits)
+        _finish(run if main else None, results, evaluation, dataset, quiet, save_logits)
         if board is not None:
             board.final(results, cfg.train.epochs)
     return Run(out, cfg, results)

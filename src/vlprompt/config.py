@@ -116,6 +116,11 @@ class TrainConfig:
         False, "round prompt tokens inserted into the towers to fp16, as the references' .half() (parity checks)"
     )
     log_steps: bool = setting(False, "write one line per optimizer step to steps.jsonl (losses, lr, batch accuracy)")
+    causal_truncation: bool = setting(
+        True,
+        "run the text tower only up to the batch's last EOT token (exact); false: all 77 positions and no shared "
+        "prefix, the references' text pass (speed comparisons)",
+    )
     eval_every: int = setting(0, "evaluate on the test split every N epochs (0 = only at the end)")
     test_batch_size: int = setting(100, "evaluation batch size")
     eval_chunk: int = setting(25, "images per chunk for image-conditioned text (CoCoOp) evaluation")

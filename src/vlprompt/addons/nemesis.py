@@ -56,6 +56,7 @@ import torch
 
 from vlprompt.addons.base import AddOn, AddOnConfig
 from vlprompt.config import setting
+from vlprompt.engine import distributed
 from vlprompt.errors import VLPromptError
 from vlprompt.presets import Preset, rule
 from vlprompt.registry import ADDONS
@@ -193,19 +194,20 @@ class NemesisAddOn(AddOn):
     # ------------------------------------------------------------------ PAN pre-inference
     @torch.no_grad()
     def count_correct(self, overrides: Dict[str, torch.Tensor], out, labels: torch.Tensor) -> int:
-        """Correct top-1 predictions on the step's batch with some prompt tensors replaced."""
+        """Correct top-1 predictions on the step's batch with some prompt tensors replaced (over the whole global
+        batch when it is split between processes)."""
         with self.learner.override(overrides):
             if out.images is not None:
                 logits = self.task.forward(images=out.images).logits
             else:
                 logits = self.task.forward(image_features=out.image_raw).logits
-        return int(logits.argmax(-1).eq(labels).sum())
+        return distributed.sum_across(int(logits.argmax(-1).eq(labels).sum()))
 
     def pan_weights(self, vectors: Dict[str, torch.Tensor], out, labels) -> Dict[str, torch.Tensor]:
         """PAN's a per tensor: pre-inference on sampled positions (or ``random<N>``: all sampled get s)."""
         n, is_random = parse_num_positions(self.config.num_positions)
         s = self.pan_scale
-        n0 = None if is_random else int(out.logits.detach().argmax(-1).eq(labels).sum())
+        n0 = None if is_random else distributed.sum_across(int(out.logits.detach().argmax(-1).eq(labels).sum()))
         weights = {}
         for name, ctx in vectors.items():
             m = ctx.shape[-2]

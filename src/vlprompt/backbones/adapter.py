@@ -89,7 +89,9 @@ class PromptableCLIP(nn.Module):
 
     * ``shared_prefix`` (default True): class prompts use :meth:`encode_text_shared` where it applies;
       False always runs full sequences (for debugging; results agree up to float rounding);
-    * ``text_chunk`` (default 0): most sequences (suffixes) per text-tower pass, 0 = automatic.
+    * ``text_chunk`` (default 0): most sequences (suffixes) per text-tower pass, 0 = automatic;
+    * ``causal_truncation`` (default True): full-sequence passes stop after the batch's last EOT; False runs all
+      ``context_length`` positions and no shared prefix — the references' text pass, for speed comparisons.
 
     Prompt setting: ``fp16_prompts`` (default False) rounds every prompt token inserted into a tower (appended
     vision prompts, deep text and vision prompts; not the text input context) to fp16 per sequence, as the
@@ -97,13 +99,22 @@ class PromptableCLIP(nn.Module):
     ``clip/model.py``; parity checks). Deep text prompts then take the full-sequence path.
     """
 
-    def __init__(self, clip: nn.Module, spec=None, tokenizer=None, shared_prefix: bool = True, text_chunk: int = 0):
+    def __init__(
+        self,
+        clip: nn.Module,
+        spec=None,
+        tokenizer=None,
+        shared_prefix: bool = True,
+        text_chunk: int = 0,
+        causal_truncation: bool = True,
+    ):
         super().__init__()
         self.clip = clip
         self.spec = spec
         self.tokenizer = tokenizer
         self.shared_prefix = shared_prefix
         self.text_chunk = text_chunk
+        self.causal_truncation = causal_truncation
         self.fp16_prompts = False
         text = clip.text if hasattr(clip, "text") else clip
         if not hasattr(text, "token_embedding") or not hasattr(text, "transformer"):
@@ -233,15 +244,17 @@ class PromptableCLIP(nn.Module):
         token_ids: torch.Tensor,
         deep_prompts: DeepPrompts = None,
         hook: Optional[BlockHook] = None,
-        truncate: bool = True,
+        truncate: Optional[bool] = None,
         chunk: Optional[int] = None,
     ) -> torch.Tensor:
         """Text features ``[N, E]`` (unnormalised) from prompt embeddings ``[N, L, D]``.
 
         ``deep_prompts[i]`` (i >= 1) replaces positions ``1..n`` at the input of text block ``i``. Without a
         hook, at most :meth:`text_chunk_size` sequences run at once (``chunk`` overrides the setting); with a
-        hook, all sequences run in one pass so that every block is tapped exactly once.
+        hook, all sequences run in one pass so that every block is tapped exactly once. ``truncate`` (default:
+        the ``causal_truncation`` setting) cuts the sequences after the last EOT.
         """
+        truncate = self.causal_truncation if truncate is None else truncate
         n = embeddings.shape[0]
         size = n if hook is not None else self.text_chunk_size(embeddings.shape[1], chunk)
         if size >= n:
@@ -344,8 +357,14 @@ class PromptableCLIP(nn.Module):
         """Whether prompts sharing their first ``prefix_len`` positions go through :meth:`encode_text_shared`:
         the ``shared_prefix`` setting is on, the tower is supported (causal mask, argmax/eos pooling, open_clip
         residual attention blocks), no per-block hook wants full-sequence taps, and every deep prompt lies
-        inside the prefix. The single rule every prompt learner follows (via ``ClassPrompts``)."""
-        return self.shared_prefix and hook is None and self._prefix_problem(prefix_len, deep_prompts, groups) is None
+        inside the prefix (and ``causal_truncation`` is on). The single rule every prompt learner follows (via
+        ``ClassPrompts``)."""
+        return (
+            self.shared_prefix
+            and self.causal_truncation
+            and hook is None
+            and self._prefix_problem(prefix_len, deep_prompts, groups) is None
+        )
 
     def encode_text_shared(
         self,

@@ -58,6 +58,7 @@ def one_line(message: str) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed (vlprompt train --nproc re-launches it)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

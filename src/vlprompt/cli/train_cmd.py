@@ -65,6 +65,13 @@ def add_parser(sub) -> None:
         default=[],
         help="also write TensorBoard event files under OUT/tb, per epoch (pip install 'vlprompt[tensorboard]')",
     )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="train on N local processes (DistributedDataParallel; one GPU each on CUDA, gloo on CPU) with the "
+        "same global batch and learning rate; the same as `torchrun --nproc-per-node N -m vlprompt train ...`",
+    )
     add_verbosity_args(p)
     p.set_defaults(func=run)
 
@@ -92,8 +99,29 @@ def config_from_args(args):
     )
 
 
-def run(args) -> int:
-    from vlprompt.api import train
+def without_nproc(argv):
+    """``argv`` without its ``--nproc N`` / ``--nproc=N``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
 
-    train(config_from_args(args), quiet=args.quiet, logs=args.log, save_logits=args.save_logits)
+
+def run(args) -> int:
+    from vlprompt.api import finished, run_identity, train
+    from vlprompt.engine.distributed import launch
+    from vlprompt.errors import VLPromptError
+
+    cfg = config_from_args(args)  # bad flags fail here, before any process starts
+    if args.nproc < 1:
+        raise VLPromptError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.nproc == 1:
+        train(cfg, quiet=args.quiet, logs=args.log, save_logits=args.save_logits)
+    elif finished(cfg.out, "train", run_identity(cfg), args.quiet) is None:  # a finished run starts nothing
+        return launch(args.nproc, without_nproc(args.argv))
     return 0

@@ -2,7 +2,8 @@
 
 Metrics are those Dassl's evaluator prints: top-1 accuracy (micro, over all images, percent), error and macro-F1
 (over the classes present). Image-conditioned text (CoCoOp) is evaluated in image chunks (``train.eval_chunk``)
-to bound the B·K text sequences per pass.
+to bound the B·K text sequences per pass. In a multi-process run each process evaluates a contiguous share of the
+images and the logits are gathered in item order (:mod:`vlprompt.engine.distributed`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Dict, List, Sequence
 import torch
 
 from vlprompt import fileio
+from vlprompt.engine import distributed
 from vlprompt.errors import VLPromptError
 
 TOPK = 5
@@ -130,13 +132,15 @@ def evaluate(
     if cache is not None and task.image_features_cacheable:
         stored = cache.test_features(items, loader, skip_corrupt)
         valid = stored["valid"].bool()
-        feats, ys = stored["features"][valid], stored["labels"][valid]
-        for f, y in fc.feature_batches(feats, ys, chunk):
+        mine = valid.nonzero().flatten()[distributed.local_rows(int(valid.sum()))]  # this process's share
+        for f, y in fc.feature_batches(stored["features"][mine], stored["labels"][mine], chunk):
             logits.append(task.predict(image_features=f.to(device, backbone.dtype)).float().cpu())
             labels.append(y)
-        index.append(valid.nonzero().flatten())
+        index.append(mine)
     else:
-        for batch in progress_bar(loader(), desc="evaluating", unit="batch", enabled=progress):
+        for batch in progress_bar(
+            distributed.shard_loader(loader()), desc="evaluating", unit="batch", enabled=progress
+        ):
             if batch is None:  # every image of the batch was skipped (--skip-corrupt)
                 continue
             images, y, idx = batch
@@ -144,6 +148,7 @@ def evaluate(
                 logits.append(task.predict(images=images[s : s + chunk].to(device)).float().cpu())
             labels.append(y)
             index.append(idx)
-    if not labels:
+    index, labels, logits = distributed.gather_rows(index, labels, logits)
+    if not len(labels):
         raise VLPromptError("the evaluation split is empty; check the dataset and --subsample")
-    return Evaluation(index=torch.cat(index), labels=torch.cat(labels), logits=torch.cat(logits))
+    return Evaluation(index=index, labels=labels, logits=logits)

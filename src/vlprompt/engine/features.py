@@ -36,6 +36,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vlprompt import fileio
+from vlprompt.engine import distributed
 from vlprompt.progress import progress
 
 log = logging.getLogger(__name__)
@@ -126,20 +127,21 @@ def image_loader(
 @torch.no_grad()
 def encode_items(encode: Callable[[torch.Tensor], torch.Tensor], loader, n: int, desc: str) -> Dict[str, torch.Tensor]:
     """Run ``encode`` over an image loader of ``n`` items: ``{"features": [N, E], "labels": [N], "valid": [N]}`` in
-    item order (``valid`` is False for images skipped as unreadable)."""
+    item order (``valid`` is False for images skipped as unreadable). Several processes each encode a contiguous
+    share of the items and gather the rows."""
     feats, labels, index = [], [], []
-    with progress(total=n, desc=desc, unit="img") as bar:
-        for batch in loader:
+    with progress(total=n, desc=desc, unit="img", enabled=distributed.is_main()) as bar:
+        for batch in distributed.shard_loader(loader):
             if batch is None:  # every image of the batch was skipped (--skip-corrupt)
                 continue
             images, y, idx = batch
             feats.append(encode(images).float().cpu())
             labels.append(y)
             index.append(idx)
-            bar.update(len(y))
-    if not feats:
+            bar.update(len(y) * distributed.world_size())
+    f, y, i = distributed.gather_rows(feats, labels, index)
+    if not len(y):
         raise_all_unreadable(n)
-    f, y, i = torch.cat(feats), torch.cat(labels), torch.cat(index)
     out = torch.zeros(n, f.shape[1])
     lab = torch.full((n,), -1, dtype=torch.long)
     out[i], lab[i] = f, y.long()
@@ -186,7 +188,8 @@ class FeatureCache:
                 log.warning("feature cache entry %s is unreadable; recomputing", path)
         entry = {k: v.contiguous() for k, v in compute().items()}
         try:
-            fileio.atomic_write(path, lambda tmp: save_file(entry, str(tmp)))
+            if distributed.is_main():  # every process holds the entry; one writes it
+                fileio.atomic_write(path, lambda tmp: save_file(entry, str(tmp)))
         except OSError as exc:
             log.warning("cannot write feature cache %s (%s); continuing without caching", path, exc)
         return entry

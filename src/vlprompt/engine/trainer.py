@@ -15,6 +15,10 @@
 * ``train.log_steps`` writes one JSON line per optimizer step to ``steps.jsonl`` (``epoch`` and ``batch``
   counted from 1, the base ``lr`` in force, ``loss``, every loss term and report value, the batch accuracy
   ``acc`` in percent), appended per finished epoch; a resumed run keeps the lines of the epochs it restored.
+* On several processes (:mod:`vlprompt.engine.distributed`) each rank trains on its slice of every global batch
+  behind DistributedDataParallel, its loss weighted by its share of the batch; the epoch's records (and the
+  step lines) are summed over the ranks, so they and the weights are those of the single-process run. Rank 0
+  writes the checkpoints.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import numpy as np
 import torch
 
 from vlprompt import fileio
+from vlprompt.engine import distributed
 from vlprompt.engine.precision import autocast_context
 from vlprompt.engine.schedule import group_lrs, lr_at_epoch
 from vlprompt.engine.train_data import TrainData
@@ -97,12 +102,14 @@ def train(
     resume_path = run.path / RESUME_FILE
     start, history = 0, []
     steps_path = run.path / STEPS_FILE
+    main = distributed.is_main()
     if resume_path.exists():
         start, history = load_resume(resume_path, task, optimizer)
         run.rewrite_metrics(history)
         log.info("resuming from %s after epoch %d/%d", resume_path, start, cfg.epochs)
-    if cfg.log_steps:
+    if cfg.log_steps and main:
         _keep_steps(steps_path, start)
+    step_fn = distributed.training_step_function(task)
     for epoch in range(start, cfg.epochs):
         lr = lr_at_epoch(epoch, cfg.epochs, cfg.lr, cfg.warmup_epochs, cfg.warmup_lr)
         scales = [group["lr_scale"] for group in optimizer.param_groups]
@@ -110,8 +117,8 @@ def train(
         for group, group_lr in zip(optimizer.param_groups, lrs):
             group["lr"] = group_lr
         step_log: Optional[List[dict]] = [] if cfg.log_steps else None
-        record = run_epoch(task, data, optimizer, cfg, seed, epoch, device, progress, step_log=step_log)
-        for entry in step_log or []:
+        record = run_epoch(task, data, optimizer, cfg, seed, epoch, device, progress, step_fn, step_log=step_log)
+        for entry in step_log if main and step_log else []:
             fileio.append_jsonl(steps_path, {"epoch": epoch + 1, "lr": lr, **entry})
         record.update({"epoch": epoch + 1, "lr": lr, "lr_groups": lrs})
         record.update(task.on_epoch_end(epoch, cfg.epochs))
@@ -126,7 +133,8 @@ def train(
             " ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)),
             extra=CONSOLE if progress else None,
         )
-        save_resume(resume_path, task, optimizer, epoch + 1, history)
+        if distributed.is_main():
+            save_resume(resume_path, task, optimizer, epoch + 1, history)
         if on_epoch is not None:
             on_epoch(record)
     return history
@@ -140,58 +148,73 @@ def _keep_steps(path: Path, epochs: int) -> None:
         fileio.write_text(path, "".join(line + "\n" for line in kept))
 
 
+def check_finite(losses: Dict[str, torch.Tensor], epoch: int, step: int) -> None:
+    """Stop before the optimizer step when a loss term is not finite (on any process)."""
+    flags = distributed.all_reduce_sum({name: float(not torch.isfinite(v).all()) for name, v in losses.items()})
+    for name, flag in flags.items():
+        if flag:
+            raise VLPromptError(
+                f"non-finite loss at epoch {epoch + 1}, step {step + 1}: term {name!r} = "
+                f"{float(losses[name].detach())}; stopped before the optimizer step (earlier checkpoints and results "
+                "are untouched) — lower --lr or use --precision fp32"
+            )
+
+
 def run_epoch(
-    task, data: TrainData, optimizer, cfg, seed: int, epoch: int, device, progress: bool, step_log=None
+    task, data: TrainData, optimizer, cfg, seed: int, epoch: int, device, progress: bool, step_fn=None, step_log=None
 ) -> dict:
-    """Train one epoch; returns its record (mean loss terms, train accuracy). ``step_log``: a list that receives
-    one entry per optimizer step (``train.log_steps``)."""
+    """One epoch; returns its record (mean loss terms, train accuracy). ``step_fn`` (default
+    ``task.training_step``) runs a step — behind DistributedDataParallel on several processes, where each takes
+    its rows of every batch (see the module doc). ``step_log``: a list that receives one entry per optimizer step
+    (``train.log_steps``)."""
     seed_everything(epoch_seed(seed, epoch))
     generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
     loader = data.make_loader(epoch, generator)
     task.train()
     sums: Dict[str, float] = {}
     correct = seen = steps = 0
+    step_fn, world = step_fn or task.training_step, distributed.world_size()
     bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", enabled=progress, summary=False)
     for step, batch in enumerate(bar):
         if batch is None:  # every image of the batch was skipped (--skip-corrupt)
             continue
         x, y, _ = batch
-        x, y = x.to(device), y.to(device)
+        if len(y) < world:  # fewer images than processes (left by --skip-corrupt): no process may sit out
+            log.warning(
+                "epoch %d, step %d: %d image(s) for %d processes; step skipped", epoch + 1, step + 1, len(y), world
+            )
+            continue
+        rows = distributed.local_rows(len(y))
+        share = (rows.stop - rows.start) / len(y)
+        x, y = x[rows].to(device), y[rows].to(device)
         with autocast_context(cfg.precision, device):
-            result = task.training_step(x, y, StepInfo(epoch=epoch, num_epochs=cfg.epochs, step=step), data.features)
-        for name, value in result.losses.items():
-            if not torch.isfinite(value).all():
-                raise VLPromptError(
-                    f"non-finite loss at epoch {epoch + 1}, step {step + 1}: term {name!r} = {float(value.detach())}; "
-                    "stopped before the optimizer step (earlier checkpoints and results are untouched) — "
-                    "lower --lr or use --precision fp32"
-                )
+            result = step_fn(x, y, StepInfo(epoch=epoch, num_epochs=cfg.epochs, step=step), data.features)
+        check_finite(result.losses, epoch, step)
         loss = result.loss
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # DDP averages gradients over the ranks: weighting by share · world gives the global batch's gradient
+        (loss * (share * world) if world > 1 else loss).backward()
         optimizer.step()
         for name, value in result.losses.items():
-            sums[name] = sums.get(name, 0.0) + value.item()
-        sums["loss"] = sums.get("loss", 0.0) + loss.item()
+            sums[name] = sums.get(name, 0.0) + value.item() * share
+        sums["loss"] = sums.get("loss", 0.0) + loss.item() * share
         for name, value in result.report.items():
-            sums[name] = sums.get(name, 0.0) + float(value)
+            sums[name] = sums.get(name, 0.0) + float(value) * share
         hits = int((result.logits.argmax(-1) == y).sum())
         correct += hits
         seen += len(y)
         steps += 1
         bar.set_postfix(loss=f"{sums['loss'] / steps:.4f}", acc=f"{100.0 * correct / seen:.1f}")
-        if step_log is not None:
-            step_log.append(
-                {
-                    "batch": step + 1,
-                    "loss": loss.item(),
-                    **{name: value.item() for name, value in result.losses.items()},
-                    **{name: float(value) for name, value in result.report.items()},
-                    "acc": 100.0 * hits / len(y),
-                }
-            )
+        if step_log is not None:  # the global batch's values: shares summed over the ranks
+            terms = {"loss": loss.item(), **{name: value.item() for name, value in result.losses.items()}}
+            terms.update({name: float(value) for name, value in result.report.items()})
+            line = distributed.all_reduce_sum({**{k: v * share for k, v in terms.items()}, "hits": hits, "n": len(y)})
+            hits_all, n_all = line.pop("hits"), line.pop("n")
+            step_log.append({"batch": step + 1, **line, "acc": 100.0 * hits_all / n_all})
     if steps == 0:
         raise VLPromptError("the training split is empty after sampling; check --shots and the dataset")
+    sums = distributed.all_reduce_sum(sums)
+    counts = distributed.all_reduce_sum({"correct": correct, "seen": seen})
     record = {name: total / steps for name, total in sums.items()}
-    record["train_acc"] = 100.0 * correct / seen
+    record["train_acc"] = 100.0 * counts["correct"] / counts["seen"]
     return record

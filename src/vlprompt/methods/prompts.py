@@ -10,7 +10,8 @@ strings give two class-dependent *buffers* that are rebuilt from the class names
 * ``suffix``: positions ``1 + n_ctx ...`` (class tokens, ".", EOT, padding), ``[K, L - 1 - n_ctx, D]``.
 
 At forward time the learner concatenates ``[prefix, ctx, suffix]``. ``ids`` keep the token ids for EOT
-pooling (argmax); sequences are stored truncated right after the longest EOT (causal truncation).
+pooling (argmax); sequences are stored truncated right after the longest EOT (causal truncation; all
+``context_length`` positions when the backbone's ``causal_truncation`` setting is off).
 
 :meth:`ClassPrompts.encode` / :meth:`ClassPrompts.encode_per_image` turn a context into text features. With a
 generic context and the class token at the end, every prompt shares its first ``1 + n_ctx + n_common``
@@ -69,8 +70,8 @@ class ClassPrompts(nn.Module):
                 "names or use fewer context tokens"
             )
         pool = backbone.pool_index(ids)
-        keep = int(pool.max()) + 1
-        ids = ids[:, :keep]
+        if backbone.causal_truncation:
+            ids = ids[:, : int(pool.max()) + 1]
         #: pooled (EOT) position per class, kept on the CPU (chunk sizes are planned from it)
         self.pool = pool
         # suffix tokens that every class has in common right after the context, before any class's EOT
