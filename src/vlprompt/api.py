@@ -19,16 +19,19 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
-
-import torch
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
 from vlprompt import __version__
 from vlprompt.config import BackboneConfig, DataConfig, RunConfig, make_config, to_dict
 from vlprompt.engine.labels import eval_label_space, label_space
 from vlprompt.engine.rundir import CONFIG, RESULTS, RunDir
 from vlprompt.errors import VLPromptError
-from vlprompt.task import LabelSpace, PromptTask
+from vlprompt.task import LabelSpace
+
+if TYPE_CHECKING:  # torch and the task are imported where a model is built, so checks before that stay fast
+    import torch
+
+    from vlprompt.task import PromptTask
 
 log = logging.getLogger("vlprompt")
 
@@ -161,6 +164,7 @@ def environment() -> Dict[str, Any]:
     import platform
 
     import open_clip
+    import torch
 
     return {
         "vlprompt": __version__,
@@ -175,6 +179,7 @@ def build_task(backbone, cfg: RunConfig, space: LabelSpace) -> PromptTask:
     """The task of ``cfg`` on ``backbone`` for ``space``, on the backbone's device, in the run's precision, with the
     run's text-encoding settings (shared prefix, chunk size) applied to the backbone."""
     from vlprompt.engine.precision import apply_fp16
+    from vlprompt.task import PromptTask
 
     backbone.shared_prefix, backbone.text_chunk = cfg.train.shared_prefix, cfg.train.text_chunk
     task = PromptTask(backbone, cfg.method, cfg.components, space).to(backbone.device)
@@ -255,6 +260,14 @@ def _feature_cache(backbone, enabled: bool):
 def train(cfg: RunConfig, *, quiet: bool = False) -> Run:
     """Train ``cfg`` (a :class:`~vlprompt.config.RunConfig` with ``out`` set), save its weights, evaluate the last
     epoch on the test split. Re-running an interrupted run resumes it; a finished run is returned as it is."""
+    if cfg.out is None:
+        raise VLPromptError("RunConfig.out is required: the run directory to write (--out)")
+    out, identity = Path(cfg.out), run_identity(cfg)
+    done = finished(out, "train", identity, quiet)
+    if done is not None:
+        return Run(out, cfg, done)
+    dataset = load_data(cfg.data, need_train=True)
+
     from vlprompt.engine import features as fc
     from vlprompt.engine.evaluation import evaluate as run_evaluation
     from vlprompt.engine.precision import resolve_precision
@@ -263,13 +276,6 @@ def train(cfg: RunConfig, *, quiet: bool = False) -> Run:
     from vlprompt.engine.trainer import train as run_training
     from vlprompt.engine.weights import save_weights
 
-    if cfg.out is None:
-        raise VLPromptError("RunConfig.out is required: the run directory to write (--out)")
-    out, identity = Path(cfg.out), run_identity(cfg)
-    done = finished(out, "train", identity, quiet)
-    if done is not None:
-        return Run(out, cfg, done)
-    dataset = load_data(cfg.data, need_train=True)
     backbone = load_backbone(cfg.backbone, quiet=quiet)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train))
     cfg.train.precision = resolve_precision(cfg.train.precision, backbone.device)
@@ -324,9 +330,6 @@ def train(cfg: RunConfig, *, quiet: bool = False) -> Run:
 def zeroshot(cfg: RunConfig, *, quiet: bool = False, save_logits: bool = False) -> Results:
     """Zero-shot CLIP (``cfg.method`` = ``zeroshot``) on ``cfg.data``'s test split; writes a run directory when
     ``cfg.out`` is set."""
-    from vlprompt.engine.evaluation import evaluate as run_evaluation
-    from vlprompt.engine.precision import resolve_precision
-
     if cfg.method != "zeroshot":
         raise VLPromptError(f"vlprompt.zeroshot needs method 'zeroshot', got {cfg.method!r}; use vlprompt.train")
     identity = run_identity(cfg)
@@ -335,6 +338,10 @@ def zeroshot(cfg: RunConfig, *, quiet: bool = False, save_logits: bool = False) 
     if done is not None:
         return done
     dataset = load_data(cfg.data)
+
+    from vlprompt.engine.evaluation import evaluate as run_evaluation
+    from vlprompt.engine.precision import resolve_precision
+
     backbone = load_backbone(cfg.backbone, quiet=quiet)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train))
     cfg.train.precision = resolve_precision(cfg.train.precision, backbone.device)
@@ -634,6 +641,7 @@ class LoadedRun:
 
     def images_to_tensor(self, images: Sequence[Union[str, Path, Any]]) -> torch.Tensor:
         """A batch from image paths or PIL images, with the backbone's test transform."""
+        import torch
         from PIL import Image
 
         from vlprompt.data.images import load_rgb
@@ -652,7 +660,6 @@ class LoadedRun:
                 raise VLPromptError(f"cannot read image {image}: {exc}") from None
         return torch.stack(loaded)
 
-    @torch.no_grad()
     def predict(
         self,
         images: Union[torch.Tensor, Sequence[Union[str, Path, Any]]],
@@ -662,13 +669,16 @@ class LoadedRun:
     ) -> Prediction:
         """Logits of ``images`` (paths, PIL images, or a preprocessed ``[B, 3, H, W]`` tensor) over ``classnames``
         (default: the trained classes); other class names use the similarity head (label space unseen)."""
+        import torch
+
         space = self._space(classnames, template)
         self._task.set_label_space(space)
         batch = images if isinstance(images, torch.Tensor) else self.images_to_tensor(images)
-        logits = [
-            self._task.predict(images=batch[s : s + batch_size].to(self.backbone.device)).float().cpu()
-            for s in range(0, len(batch), batch_size)
-        ]
+        with torch.no_grad():
+            logits = [
+                self._task.predict(images=batch[s : s + batch_size].to(self.backbone.device)).float().cpu()
+                for s in range(0, len(batch), batch_size)
+            ]
         return Prediction(torch.cat(logits), list(space.classnames))
 
 

@@ -234,8 +234,8 @@ class RunConfig:
         composition = parse_method(d["method"])
         stored = d.get("components") or {}
         components = {}
-        for name, component in composition.classes():
-            components[name] = make_section(component.config_class, stored.get(name) or {}, name)
+        for name, config_class in composition.configs():
+            components[name] = make_section(config_class, stored.get(name) or {}, name)
         return cls(
             method=d["method"],
             data=make_section(DataConfig, d.get("data") or {}, "data"),
@@ -311,7 +311,7 @@ def make_config(
     from vlprompt.task.composition import parse_method
 
     composition = parse_method(method)
-    classes = dict(composition.classes())
+    configs = composition.configs()
     flags: Dict[str, Dict[str, Any]] = {"data": {"dataset": dataset}, "backbone": {}, "train": {}}
     train_fields, data_fields = set(_field_types(TrainConfig)), set(_field_types(DataConfig))
     for key, value in options.items():
@@ -324,7 +324,7 @@ def make_config(
         else:
             known = sorted(data_fields | train_fields | set(_BACKBONE_OPTIONS))
             raise VLPromptError(f"unknown run option {key!r}; known: {', '.join(known)}")
-    sections = {**SECTIONS, **{name: cls.config_class for name, cls in classes.items()}}
+    sections = {**SECTIONS, **dict(configs)}
     parsed = []
     for pair in overrides:
         section, key, value = parse_override(pair)
@@ -336,7 +336,7 @@ def make_config(
         parsed.append((section, key, coerce(value, types[key], f"{section}.{key}")))
     shots = flags["data"].get("shots") or 0
     resolution = resolve(
-        list(classes.values()),
+        configs,
         protocol=protocol,
         preset=preset,
         dataset=dataset,

@@ -43,65 +43,17 @@ Needs deep prompts in both towers (``maple``, ``ivlp``, ``promptsrc``). Two form
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
-from vlprompt.addons.base import AddOn, AddOnConfig
-from vlprompt.config import setting
-from vlprompt.presets import Preset, rule
-from vlprompt.registry import ADDONS
+from vlprompt.addons.base import AddOn
 
 FORMULATIONS = ("paper", "code")
-RUN_SCRIPT = "RESTORE run_maple_fsa.sh"
 
 
-@dataclass
-class RestoreConfig(AddOnConfig):
-    formulation: str = setting("paper", "paper (activation-level Ω, surgery) | code (the released MaPLe_FSA)")
-    fs_weight: float = setting(1.0, "λ_fs (code: FS_LOSS_R; DTD 0.5)")
-    # paper formulation
-    omega_norm: str = setting("token", "token: per-sequence ‖Ω‖_F / √T | sequence: per-sequence ‖Ω‖_F")
-    surgery: bool = setting(True, "paper: add the surgery adapters")
-    fs_guided: bool = setting(True, "paper: α from Σ‖Ω‖ (false: the fixed surgery_alpha)")
-    gamma: float = setting(0.1, "paper: α_v = γ Σ_l ‖Ω_l^v‖ (not given in the paper: our choice)")
-    beta: float = setting(0.1, "paper: α_t = β Σ_l ‖Ω_l^t‖ (not given in the paper: our choice)")
-    surgery_alpha: float = setting(0.1, "paper: fixed α when fs_guided is false (our choice)")
-    adapter_hidden: int = setting(0, "paper: surgery hidden size; 0 → embed_dim // 4 (our choice)")
-    # code formulation
-    text_calib_r: float = setting(0.1, "code: initial text calibration ratio r_t")
-    vis_calib_r: float = setting(0.1, "code: initial vision calibration ratio r_v")
-    calib_mode: str = setting("ratio", "code: ratio (RESTORE_m) | fixed (RESTORE_p: 0.2·FC + 0.9·x)")
-
-
-def _ratios(vis: float, text: float, fs: float):
-    return {"restore": {"vis_calib_r": vis, "text_calib_r": text, "fs_weight": fs}}
-
-
-@ADDONS.register("restore", RestoreConfig)
 class Restore(AddOn):
     """The registered ``restore`` add-on; :meth:`implementation` picks the formulation's class."""
 
     requires = frozenset({"deep_text", "deep_vision"})
-    presets = {
-        "b2n": Preset(
-            {"train": {"batch_size": 4, "lr": 0.0035, "epochs": 10}, "maple": {"n_ctx": 2, "depth": 9}},
-            "RESTORE config vit_b16_c2_ep5_batch4_2ctx (MAX_EPOCH 10 despite its name)",
-        ),
-        "xd": Preset(
-            {"train": {"batch_size": 4, "lr": 0.0035, "epochs": 2}, "maple": {"n_ctx": 2, "depth": 9}},
-            "RESTORE cross-dataset config (MAX_EPOCH 2; the paper says 4)",
-        ),
-    }
-    dataset_rules = (
-        rule(
-            ["fgvc_aircraft", "caltech101", "stanford_cars", "oxford_flowers", "food101"],
-            _ratios(0.1, 0.1, 1.0),
-            RUN_SCRIPT,
-        ),
-        rule(["oxford_pets", "eurosat"], _ratios(0.01, 0.1, 1.0), RUN_SCRIPT),
-        rule(["sun397", "ucf101", "imagenet"], _ratios(0.05, 0.05, 1.0), RUN_SCRIPT),
-        rule(["dtd"], _ratios(0.15, 0.1, 0.5), RUN_SCRIPT),
-    )
 
     @classmethod
     def implementation(cls, config) -> type:

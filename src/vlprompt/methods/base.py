@@ -24,21 +24,15 @@ Add-ons reach learner internals only through the methods declared here: :meth:`p
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from typing import Dict, FrozenSet, Iterator, List, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 import torch
 from torch import nn
 
-from vlprompt.presets import DatasetRule, Preset
+from vlprompt.methods.configs import LearnerConfig
 from vlprompt.task.types import LabelSpace
 
 __all__ = ["LearnerConfig", "PromptLearner", "LabelSpace"]
-
-
-@dataclass
-class LearnerConfig:
-    """Fields shared by all learners; subclasses add their own (dataclass inheritance)."""
 
 
 class PromptLearner(nn.Module):
@@ -47,9 +41,6 @@ class PromptLearner(nn.Module):
     config_class: type = LearnerConfig
     #: parameter-name substrings kept in fp32 under ``--precision fp16`` (the references' fp32 exceptions)
     fp32_params: Tuple[str, ...] = ()
-    #: published settings (:mod:`vlprompt.presets`)
-    presets: Mapping[str, Preset] = {}
-    dataset_rules: Tuple[DatasetRule, ...] = ()
 
     @classmethod
     def capabilities(cls, config, backbone) -> FrozenSet[str]:

@@ -36,8 +36,12 @@ class Composition:
         return (self.base, *self.addons)
 
     def classes(self) -> List[Tuple[str, type]]:
-        """``[(name, class)]`` of the learner and every add-on, in method order."""
+        """``[(name, class)]`` of the learner and every add-on, in method order (imports the implementations)."""
         return [(self.base, LEARNERS.get(self.base))] + [(a, ADDONS.get(a)) for a in self.addons]
+
+    def configs(self) -> List[Tuple[str, type]]:
+        """``[(name, config class)]`` of the learner and every add-on, in method order (no model library)."""
+        return [(self.base, LEARNERS.config(self.base))] + [(a, ADDONS.config(a)) for a in self.addons]
 
 
 def parse_method(method: str) -> Composition:
@@ -51,7 +55,7 @@ def parse_method(method: str) -> Composition:
         )
     head, rest = parts[0], parts[1:]
     base, implied = ALIASES.get(head, (head, ()))
-    LEARNERS.get(base)  # unknown base method: one line listing the choices
+    LEARNERS.config(base)  # unknown base method: one line listing the choices
     addons: List[str] = []
     named: List[str] = []
 
@@ -63,7 +67,7 @@ def parse_method(method: str) -> Composition:
         if name in addons:
             return
         addons.append(name)
-        for extra in ADDONS.get(name).implies:
+        for extra in ADDONS.config(name).implies:
             add(extra, explicit=False)
 
     for name in implied:
@@ -73,7 +77,7 @@ def parse_method(method: str) -> Composition:
             raise VLPromptError(
                 f"--method {method!r} combines two base methods ({head}, {name}); use one base plus add-ons"
             )
-        ADDONS.get(name)
+        ADDONS.config(name)  # unknown add-on: one line listing the choices
         add(name, explicit=True)
     return Composition(text, base, tuple(addons))
 
