@@ -64,7 +64,7 @@ def bench_epoch(backbone, per_class: int, classes: int, repeats: int) -> None:
     from vlprompt.engine import features as fc
     from vlprompt.engine.runner import build_task, label_space, train_stream
     from vlprompt.engine.trainer import _run_epoch
-    from vlprompt.methods.coop import CoOpConfig
+    from vlprompt.methods.configs import CoOpConfig
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"

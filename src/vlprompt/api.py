@@ -7,14 +7,16 @@ objects — and the ``vlprompt`` command line is a thin layer over them. Runs wr
 
 Order of work in :func:`train` (nothing is written before the configuration, the data and the model are known to
 be valid): resolve the run's identity → refuse a foreign or different ``--out``, or return at once if the run is
-finished → read the data → load the backbone → build the task → open the run directory (marker, lock) → train →
-save the weights → evaluate.
+finished (importing no model library) → read and check the data (splits, classes, image files) → check the resume
+checkpoint of an interrupted run → load the backbone → build the task → open the run directory (marker, lock) →
+train → save the weights → evaluate.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -98,18 +100,17 @@ def run_identity(cfg: RunConfig) -> Dict[str, Any]:
 
 
 def load_data(data: DataConfig, *, need_train: bool = False):
-    """The (few-shot, subsampled) dataset of ``data``; empty splits are one-line errors before any work."""
+    """The (few-shot, subsampled) dataset of ``data``, checked before any work (empty splits, a single class,
+    classes without training images, missing image files unless ``skip_corrupt``: one-line errors)."""
     from vlprompt.data import build_dataset
+    from vlprompt.data.verify import check_usable
 
     dataset = build_dataset(
         data.dataset, data.data_root, shots=data.shots, seed=data.seed, subsample=data.subsample,
         split_file=data.split_file,
     )  # fmt: skip
     where = f"--dataset {data.dataset}" + (f" --subsample {data.subsample}" if data.subsample != "all" else "")
-    if not dataset.test:
-        raise VLPromptError(f"{where}: the test split is empty; check the dataset folder or split file")
-    if need_train and not dataset.train:
-        raise VLPromptError(f"{where}: the train split is empty; training needs train images")
+    check_usable(dataset, where, ("test", "train") if need_train else ("test",), check_files=not data.skip_corrupt)
     return dataset
 
 
@@ -144,10 +145,31 @@ def backbone_record(backbone) -> Dict[str, Any]:
     spec = backbone.spec
     return {
         "backbone": spec.backbone,
+        "architecture": architecture_id(spec.config),
         "pretrained": spec.pretrained,
         "quick_gelu": spec.quick_gelu,
         "activation_reason": spec.activation_reason,
     }
+
+
+def architecture_id(config: Dict[str, Any]) -> str:
+    """A hash of an open_clip model config, activation excluded: equal for every spelling of one architecture
+    (a model name, its ``-quickgelu`` variant, a copy of its config JSON)."""
+    arch = {k: v for k, v in config.items() if k != "quick_gelu"}
+    return hashlib.sha1(json.dumps(arch, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _check_architecture(trained: Dict[str, Any], backbone: Optional[str], run: Path) -> None:
+    """Refuse ``--backbone`` naming another architecture than the one run ``run`` was trained on."""
+    if backbone is None or "architecture" not in trained:
+        return
+    from vlprompt.backbones.loading import resolve_config
+
+    if architecture_id(resolve_config(backbone)[0]) != trained["architecture"]:
+        raise VLPromptError(
+            f"--backbone {backbone} is not the architecture {run} was trained on ({trained['backbone']}); "
+            "drop --backbone to use the run's own (another architecture's features do not fit its prompts)"
+        )
 
 
 def data_fingerprint(dataset) -> str:
@@ -250,6 +272,14 @@ def finished(out: Optional[PathLike], kind: str, identity: Dict, quiet: bool = F
     return results
 
 
+def _check_resume(out: Path) -> None:
+    """Refuse a damaged resume checkpoint of an interrupted run before any work (one line)."""
+    from vlprompt.engine.trainer import RESUME_FILE, read_resume
+
+    if (out / RESUME_FILE).is_file():
+        read_resume(out / RESUME_FILE)
+
+
 def _feature_cache(backbone, enabled: bool):
     from vlprompt.engine.features import FeatureCache
 
@@ -267,6 +297,7 @@ def train(cfg: RunConfig, *, quiet: bool = False) -> Run:
     if done is not None:
         return Run(out, cfg, done)
     dataset = load_data(cfg.data, need_train=True)
+    _check_resume(out)
 
     from vlprompt.engine import features as fc
     from vlprompt.engine.evaluation import evaluate as run_evaluation
@@ -418,6 +449,7 @@ def open_trained(
     meta, tensors = load_weights(path)
     cfg = RunConfig.from_dict(meta["run_config"]) if "run_config" in meta else _legacy_config(meta)
     trained = meta["backbone"]
+    _check_architecture(trained, backbone, path)
     source = trained["pretrained"]
     reason = None
     if quick_gelu is None and backbone is None and trained.get("quick_gelu") is not None:

@@ -97,16 +97,20 @@ class TrainConfig:
     def __post_init__(self):
         _require(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
         _require(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
-        for name in ("lr", "warmup_lr"):
+        for name, label in (("lr", "--lr (train.lr)"), ("warmup_lr", "train.warmup_lr")):
             value = getattr(self, name)
-            _require(math.isfinite(value) and value > 0, f"train.{name} must be a positive number, got {value}")
+            _require(math.isfinite(value) and value > 0, f"{label} must be a positive number, got {value}")
         _require(self.weight_decay >= 0 and self.momentum >= 0, "train.momentum and train.weight_decay must be >= 0")
         _require(self.warmup_epochs >= 0, f"train.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         _require(self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}")
         _require(self.feature_pool >= 0, f"--feature-pool must be >= 0, got {self.feature_pool}")
         _require(self.text_chunk >= 0, f"train.text_chunk must be >= 0 (0 = automatic), got {self.text_chunk}")
         _require(self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}")
-        _require(self.test_batch_size >= 1 and self.eval_chunk >= 1, "train.test_batch_size and eval_chunk >= 1")
+        _require(
+            self.test_batch_size >= 1 and self.eval_chunk >= 1,
+            f"train.test_batch_size (--batch-size of zeroshot/eval) and train.eval_chunk must be >= 1, "
+            f"got {self.test_batch_size} and {self.eval_chunk}",
+        )
 
 
 #: the fixed sections of a run besides its components

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from vlprompt import fileio
+from vlprompt.errors import VLPromptError
 from vlprompt.results.summaries import harmonic_mean
 
 DATASET = "toy-b2n"
@@ -40,6 +41,7 @@ def run_demo(out: Path, quick: bool = False, epochs: Optional[int] = None) -> Li
     from vlprompt.config import make_config
 
     out = Path(out)
+    check_demo_folder(out)
     epochs = epochs or (2 if quick else 10)
     data = {"shots": 16, "seed": 1}
     start = time.time()
@@ -70,6 +72,19 @@ def run_demo(out: Path, quick: bool = False, epochs: Optional[int] = None) -> Li
     write_summary(out, summary)
     print_table(summary, chance, time.time() - start, epochs)
     return summary
+
+
+def check_demo_folder(out: Path) -> None:
+    """``--out`` must be absent, empty, or a demo folder (its runs and summary files only): nothing else in it is
+    touched. The runs themselves are checked by their run directories."""
+    if out.exists() and not out.is_dir():
+        raise VLPromptError(f"--out {out} is a file; choose a folder for the demo")
+    names = {f"zeroshot-{s}" for s in ("base", "new")} | {"summary.csv", "summary.png"}
+    names |= {f"{m.replace('+', '_')}-{s}" for m, _ in METHODS for s in ("base", "new")}
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in names) if out.is_dir() else []
+    if foreign:
+        raise VLPromptError(f"--out {out} holds files that are not a vlprompt demo ({foreign[0]}, ...); choose another")
+    fileio.check_writable(out)
 
 
 def write_summary(out: Path, summary: List[Dict]) -> None:

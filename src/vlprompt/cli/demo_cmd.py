@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from vlprompt.cli.common import positive
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -13,7 +15,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     p.add_argument("--quick", action="store_true", help="fewer methods and epochs (a CI smoke run)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per method (default 10; --quick: 2)")
+    p.add_argument("--epochs", type=positive, default=None, help="epochs per method (default 10; --quick: 2)")
     p.set_defaults(func=run)
 
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from vlprompt.cli.common import add_backbone_args, add_dataset_args, add_run_args, backbone_options, data_options
+from vlprompt.cli.common import (
+    add_backbone_args,
+    add_dataset_args,
+    add_run_args,
+    backbone_options,
+    count,
+    data_options,
+    positive,
+    positive_float,
+)
 from vlprompt.presets import PROTOCOLS
 
 
@@ -26,12 +35,12 @@ def add_parser(sub) -> None:
     add_dataset_args(p)
     add_backbone_args(p)
     add_run_args(p, batch_default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--eval-every", type=int, default=None, help="test accuracy every N epochs into metrics.jsonl")
+    p.add_argument("--epochs", type=positive, default=None)
+    p.add_argument("--lr", type=positive_float, default=None)
+    p.add_argument("--eval-every", type=count, default=None, help="test accuracy every N epochs into metrics.jsonl")
     p.add_argument(
         "--feature-pool",
-        type=int,
+        type=count,
         default=None,
         help="speed option: with the feature cache, each epoch draws one of N cached augmented views per image "
         "instead of a fresh one (0 = fresh views, the references' augmentation)",

@@ -9,6 +9,7 @@ base or new half of the classes. Importing this package registers every reader.
 from __future__ import annotations
 
 import importlib
+from collections import Counter
 from pathlib import Path
 from typing import Optional, Union
 
@@ -95,6 +96,13 @@ def build_dataset(
     if shots < 0:
         raise VLPromptError(f"--shots must be >= 0 (0 = all images), got {shots}")
     dataset = read_dataset(name, data_root, split_file=split_file, **options)
+    if shots and dataset.train:
+        most = max(Counter(d.label for d in dataset.train).values())
+        if shots > most:
+            raise VLPromptError(
+                f"--shots {shots}: --dataset {name} has at most {most} train images per class; "
+                f"use --shots {most} or fewer (0 = all images)"
+            )
     return subsample_classes(load_fewshot(dataset, shots, seed), subsample)
 
 

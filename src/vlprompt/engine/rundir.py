@@ -172,10 +172,16 @@ class RunDir:
         return (self.path / RESULTS).is_file()
 
     def results(self) -> Dict:
+        path = self.path / RESULTS
         try:
-            return json.loads((self.path / RESULTS).read_text())
+            results = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise VLPromptError(f"cannot read {self.path / RESULTS}: {exc}; delete it to redo the evaluation") from None
+            raise VLPromptError(f"cannot read {path}: {exc}; delete it to redo the evaluation") from None
+        if not isinstance(results, dict) or not isinstance(results.get("accuracy"), (int, float)):
+            raise VLPromptError(
+                f"{path} is not a vlprompt results file (no accuracy); delete it to redo the evaluation"
+            )
+        return results
 
     # ------------------------------------------------------------------ opening
     def open(self, fingerprints: Optional[Dict] = None) -> "RunDir":

@@ -29,7 +29,7 @@ def require_at_least(section: str, minimum: int, **values: int) -> None:
     """A one-line error naming the first ``section.key`` whose value is below ``minimum``."""
     for key, value in values.items():
         if value < minimum:
-            raise VLPromptError(f"{section}.{key} must be >= {minimum}, got {value} (e.g. --set {section}.{key}=2)")
+            raise VLPromptError(f"{section}.{key}={value}: must be >= {minimum} (e.g. --set {section}.{key}=2)")
 
 
 def require_positive_std(section: str, std: float) -> None:
