@@ -319,9 +319,7 @@ def train(cfg: RunConfig, *, quiet: bool = False) -> Run:
         cfg.dump(run.path / CONFIG)
         cache = _feature_cache(backbone, cfg.train.feature_cache)
         data = cfg.data
-        stream = train_stream(
-            task, dataset.train, backbone, cfg.train, data.seed, cache, data.num_workers, data.skip_corrupt
-        )
+        stream = train_stream(task, dataset.train, backbone, cfg.train, data, cache)
 
         def periodic_eval(epoch: int) -> Dict[str, float]:
             evaluation = run_evaluation(
@@ -677,10 +675,9 @@ class LoadedRun:
         from PIL import Image
 
         from vlprompt.data.images import load_rgb
-        from vlprompt.data.transforms import build_transform
+        from vlprompt.data.transforms import backbone_transform
 
-        bb = self.backbone
-        transform = build_transform(False, bb.image_size, bb.image_mean, bb.image_std)
+        transform = backbone_transform(self.backbone)
         loaded = []
         for image in images:
             if isinstance(image, Image.Image):

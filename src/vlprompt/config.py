@@ -87,7 +87,9 @@ class TrainConfig:
     warmup_lr: float = setting(1e-5, "learning rate of the constant warm-up")
     precision: str = setting("auto", "auto | fp32 | bf16 | amp | fp16 (the references' pure half mode)")
     feature_cache: bool = setting(True, "train on cached frozen image features when the image tower has no prompts")
-    feature_pool: int = setting(16, "augmented views per train image kept in the feature cache (capped at epochs)")
+    feature_pool: int = setting(
+        0, "0: a fresh augmented view of every image in every epoch (the references); N > 0: each epoch draws one of N"
+    )
     shared_prefix: bool = setting(True, "encode the class-shared prompt prefix once (exact; false: full sequences)")
     text_chunk: int = setting(0, "most text sequences per text-tower pass, checkpointed when chunked (0 = automatic)")
     eval_every: int = setting(0, "evaluate on the test split every N epochs (0 = only at the end)")

@@ -95,7 +95,7 @@ def feature_shift(
     """``vlprompt analyze feature-shift``: per-layer ‖Ω_l‖ of trained run ``source`` on ``data``'s test images
     (a table on stdout; JSON to ``out`` when given)."""
     from vlprompt.api import open_on_data
-    from vlprompt.data.transforms import build_transform
+    from vlprompt.data.transforms import backbone_transform
     from vlprompt.engine import features as fc
     from vlprompt.engine.precision import autocast_context
 
@@ -104,7 +104,7 @@ def feature_shift(
     trained, dataset, space, task = open_on_data(source, data, label_space, **backbone_options)
     backbone, train_cfg = trained.backbone, trained.config.train
     items = list(dataset.test)[:max_images] if max_images else list(dataset.test)
-    transform = build_transform(False, backbone.image_size, backbone.image_mean, backbone.image_std)
+    transform = backbone_transform(backbone)
     loader = fc.image_loader(items, transform, train_cfg.test_batch_size, data.num_workers, data.skip_corrupt)
     batches = (batch[0] for batch in loader if batch is not None)
     with autocast_context(train_cfg.precision, backbone.device):

@@ -2,7 +2,7 @@
 
 ``ImageDataset(items, transform)[i]`` returns ``(image, label, i)``. By default an unreadable or corrupt
 file raises :class:`VLPromptError` naming it. With ``skip_corrupt=True`` the item is logged once (naming
-the file) and returned as ``None``; pass ``collate_fn=collate_skip_none`` to the ``DataLoader`` so such
+the file, in the log and on the console) and returned as ``None``; pass ``collate_fn=collate_skip_none`` to the ``DataLoader`` so such
 items are dropped from their batch (a batch whose items were all dropped becomes ``None``; loops must
 skip it). Everything here is picklable, so it works with DataLoader worker processes.
 """
@@ -10,6 +10,7 @@ skip it). Everything here is picklable, so it works with DataLoader worker proce
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Callable, List, Optional, Sequence
 
 from PIL import Image
@@ -55,6 +56,7 @@ class ImageDataset(Dataset):
             if item.impath not in self._reported:
                 self._reported.add(item.impath)
                 logger.warning("skipping unreadable image %s (%s)", item.impath, reason)
+                print(f"warning: skipping unreadable image {item.impath} ({reason})", file=sys.stderr)
             return None
         if self.transform is not None:
             image = self.transform(image)

@@ -1,7 +1,9 @@
 """Image transforms of the reference pipeline (Dassl ``build_transform`` with the CoOp configs).
 
-* train: ``RandomResizedCrop(size, scale=(0.08, 1.0), bicubic)`` -> ``RandomHorizontalFlip(0.5)`` ->
-  ``ToTensor`` -> ``Normalize`` (no resize before the crop);
+* train (``augment``): ``RandomResizedCrop(size, scale=(0.08, 1.0), bicubic)`` -> ``RandomHorizontalFlip(0.5)``
+  -> ``ToTensor`` -> ``Normalize`` (no resize before the crop);
+* train (``resize``, the references' non-random path, for parity checks): ``Resize((size, size))`` of both sides
+  (bicubic, aspect not kept) -> ``ToTensor`` -> ``Normalize``;
 * test: ``Resize(size)`` of the shorter side (bicubic) -> ``CenterCrop(size)`` -> ``ToTensor`` ->
   ``Normalize``.
 
@@ -37,3 +39,19 @@ def build_transform(
     else:
         geometry = [T.Resize(image_size, interpolation=bicubic), T.CenterCrop(image_size)]
     return T.Compose([to_rgb, *geometry, T.ToTensor(), T.Normalize(mean=list(mean), std=list(std))])
+
+
+def resize_transform(
+    image_size: int = 224, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD
+) -> T.Compose:
+    """The deterministic train transform: both sides resized to ``image_size`` (bicubic), no crop or flip."""
+    resize = T.Resize((image_size, image_size), interpolation=InterpolationMode.BICUBIC)
+    return T.Compose([to_rgb, resize, T.ToTensor(), T.Normalize(mean=list(mean), std=list(std))])
+
+
+def backbone_transform(backbone, kind: str = "test") -> T.Compose:
+    """``test``, ``augment`` or ``resize`` at the backbone's input size and normalisation."""
+    size, mean, std = backbone.image_size, backbone.image_mean, backbone.image_std
+    if kind == "resize":
+        return resize_transform(size, mean, std)
+    return build_transform(kind == "augment", size, mean, std)

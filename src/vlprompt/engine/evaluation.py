@@ -116,12 +116,12 @@ def evaluate(
     :class:`~vlprompt.engine.features.FeatureCache` used when the image tower carries no prompts."""
     from tqdm.auto import tqdm
 
-    from vlprompt.data.transforms import build_transform
+    from vlprompt.data.transforms import backbone_transform
     from vlprompt.engine import features as fc
 
     task.eval()
     device = backbone.device
-    transform = build_transform(False, backbone.image_size, backbone.image_mean, backbone.image_std)
+    transform = backbone_transform(backbone)
     chunk = cfg.eval_chunk if task.per_instance_text else cfg.test_batch_size
 
     def loader():
@@ -129,7 +129,7 @@ def evaluate(
 
     logits, labels, index = [], [], []
     if cache is not None and task.image_features_cacheable:
-        stored = cache.test_features(items, f"test:{backbone.image_size}", loader)
+        stored = cache.test_features(items, loader, skip_corrupt)
         valid = stored["valid"].bool()
         feats, ys = stored["features"][valid], stored["labels"][valid]
         for f, y in fc.feature_batches(feats, ys, chunk):

@@ -1,69 +1,100 @@
-"""The training stream: what the loop iterates each epoch.
+"""The training stream: the batches the loop iterates in each epoch.
 
-When the image tower carries no prompts, batches are cached frozen image features of augmented views
-(:mod:`vlprompt.engine.features`); otherwise they are augmented images. Iterations per epoch follow Dassl's train
-loader: a shuffled epoch, ``drop_last`` only when the split holds at least one full batch.
+* **Order** (``data.train_order``): ``random`` — a fresh permutation of the few-shot train items every epoch (the
+  references' ``RandomSampler``); ``sequential`` — the stored few-shot order (parity checks). The last partial
+  batch is dropped only when the split holds at least one full batch (Dassl's ``drop_last`` rule).
+* **Images** (``data.train_transform``): ``augment`` — random resized crop + flip, a fresh view of every image in
+  every epoch (epoch ``e`` = view ``e``, :mod:`vlprompt.engine.features`); ``resize`` — the references'
+  deterministic path (parity checks). ``train.feature_pool`` N > 0 is a speed option: each epoch draws, per image,
+  one of N cached views instead of a fresh one (the demo's choice; its effect is measured in BENCHMARKS.md).
+* **Features**: when the image tower carries no prompts and the feature cache is on, batches are the cached frozen
+  features of those views (computed once, shared by runs); otherwise they are the transformed images.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Dict, Iterable, List
 
 import torch
-from torch.utils.data import DataLoader
 
 from vlprompt.engine import features as fc
 
 
 @dataclass
 class TrainData:
-    """The training stream: a loader factory (called per epoch) and whether batches are features."""
+    """The training stream: ``make_loader(epoch, generator)`` gives an epoch's batches ``(x, y, index)``; ``x``
+    are image features when ``features`` else images."""
 
-    make_loader: Callable[[torch.Generator], object]
+    make_loader: Callable[[int, torch.Generator], Iterable]
     features: bool
     num_samples: int
 
 
-def train_stream(task, items, backbone, cfg, seed: int, cache, num_workers: int, skip_corrupt: bool) -> TrainData:
-    """Training batches: pooled cached features when the image tower is frozen, else augmented images."""
-    from vlprompt.data.transforms import build_transform
+def epoch_batches(indices: torch.Tensor, batch_size: int, order: str, generator: torch.Generator) -> List[torch.Tensor]:
+    """The epoch's batches of ``indices`` in ``order`` (random: a permutation drawn from ``generator``)."""
+    if order == "random":
+        indices = indices[torch.randperm(len(indices), generator=generator)]
+    drop_last = len(indices) >= batch_size
+    stop = len(indices) - len(indices) % batch_size if drop_last else len(indices)
+    return [indices[s : s + batch_size] for s in range(0, stop, batch_size)]
 
-    transform = build_transform(True, backbone.image_size, backbone.image_mean, backbone.image_std)
-    drop_last = len(items) >= cfg.batch_size
-    if cache is not None and task.image_features_cacheable:
-        views = max(1, min(cfg.feature_pool, cfg.epochs))
-        pool = cache.train_pool(
-            items,
-            f"train:{backbone.image_size}",
-            views,
-            seed,
-            lambda: fc.image_loader(items, transform, 64, num_workers, skip_corrupt),
-        )
-        dataset = fc.PooledFeatures(pool)
 
-        def features_loader(generator):
-            dataset.new_epoch(generator)
-            return DataLoader(
-                dataset,
-                batch_size=cfg.batch_size,
-                shuffle=True,
-                generator=generator,
-                drop_last=len(dataset) >= cfg.batch_size,
-            )
+def epoch_views(n: int, epoch: int, kind: str, pool: int, generator: torch.Generator) -> torch.Tensor:
+    """Which view of each of ``n`` images an epoch uses: its own (``e``), one of ``pool``, or 0 (``resize``)."""
+    if kind == "resize":
+        return torch.zeros(n, dtype=torch.long)
+    if pool > 0:
+        return torch.randint(pool, (n,), generator=generator)
+    return torch.full((n,), epoch, dtype=torch.long)
 
-        return TrainData(features_loader, features=True, num_samples=len(dataset))
 
-    def images_loader(generator):
+def train_stream(task, items, backbone, train_cfg, data_cfg, cache) -> TrainData:
+    """Batches of the few-shot ``items`` for ``task`` (see the module doc)."""
+    from vlprompt.data.transforms import backbone_transform
+
+    kind, order, seed = data_cfg.train_transform, data_cfg.train_order, data_cfg.seed
+    transform = backbone_transform(backbone, kind)
+    bs, pool, n = train_cfg.batch_size, train_cfg.feature_pool, len(items)
+
+    def view_loader(views, batch_sampler=None):
+        dataset = fc.ViewDataset(items, transform, seed, views, data_cfg.skip_corrupt)
         return fc.image_loader(
-            items,
-            transform,
-            cfg.batch_size,
-            num_workers,
-            skip_corrupt,
-            shuffle=True,
-            generator=generator,
-            drop_last=drop_last,
-        )
+            dataset, batch_size=train_cfg.test_batch_size, num_workers=data_cfg.num_workers,
+            batch_sampler=batch_sampler,
+        )  # fmt: skip
 
-    return TrainData(images_loader, features=False, num_samples=len(items))
+    if cache is None or not task.image_features_cacheable:
+
+        def images(epoch: int, generator: torch.Generator):
+            views = epoch_views(n, epoch, kind, pool, generator)
+            batches = epoch_batches(torch.arange(n), bs, order, generator)
+            return view_loader(views, [b.tolist() for b in batches])
+
+        return TrainData(images, features=False, num_samples=n)
+
+    loaded: Dict[int, dict] = {}
+
+    def view(v: int) -> dict:
+        if v not in loaded:
+            loaded[v] = cache.train_view(
+                items, kind, seed, v, lambda: view_loader(torch.full((n,), v)), data_cfg.skip_corrupt
+            )
+        return loaded[v]
+
+    def features(epoch: int, generator: torch.Generator):
+        views = epoch_views(n, epoch, kind, pool, generator)
+        needed = sorted(set(views.tolist()))
+        for v in [v for v in loaded if v not in needed]:
+            del loaded[v]  # a fresh view per epoch: keep only this epoch's in memory
+        entries = {v: view(v) for v in needed}
+        first = entries[needed[0]]
+        feats = torch.empty_like(first["features"])
+        for v, entry in entries.items():
+            mask = views == v
+            feats[mask] = entry["features"][mask]
+        labels, valid = first["labels"], first["valid"].bool()
+        batches = epoch_batches(valid.nonzero().flatten(), bs, order, generator)
+        return [(feats[b], labels[b], b) for b in batches]
+
+    return TrainData(features, features=True, num_samples=n)

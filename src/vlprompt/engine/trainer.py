@@ -134,7 +134,7 @@ def train(
 def run_epoch(task, data: TrainData, optimizer, cfg, seed: int, epoch: int, device, progress: bool) -> dict:
     seed_everything(epoch_seed(seed, epoch))
     generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
-    loader = data.make_loader(generator)
+    loader = data.make_loader(epoch, generator)
     task.train()
     sums: Dict[str, float] = {}
     correct = seen = steps = 0
