@@ -196,3 +196,22 @@ def test_the_temporary_folder_of_a_killed_toy_generation_is_removed(tmp_path, mo
     monkeypatch.setattr(toy, "_generate", generate)
     assert toy.ensure_toy_dataset("toy-xd", tmp_path) == final
     assert not abandoned.exists() and running.exists() and elsewhere.exists()
+
+
+def test_a_full_disk_while_caching_features_only_costs_the_cache(tmp_path, bb, tiny_folder, monkeypatch, caplog):
+    import safetensors.torch
+
+    real = safetensors.torch.save_file
+    cache = tmp_path / "cache"
+
+    def save_file(tensors, path, *args, **kwargs):
+        if str(path).startswith(str(cache)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(tensors, path, *args, **kwargs)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", save_file)
+    out = tmp_path / "run"
+    assert main(train_argv(out, tiny_folder, bb)) == 0
+    assert (out / "results.json").exists()
+    assert "continuing without caching" in caplog.text and "No space left on device" in caplog.text
+    assert not [p for p in cache.rglob("*") if p.is_file()]

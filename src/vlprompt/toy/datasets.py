@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from vlprompt.data.base import DATASETS, DatasetSplits, Datum
+from vlprompt.toy import WORLD_VERSION
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -106,15 +107,11 @@ def default_toy_root() -> Path:
 
 
 def toy_dataset_dir(name: str, data_root: Optional[Path] = None) -> Path:
-    from vlprompt.toy.world import WORLD_VERSION
-
     return Path(data_root if data_root is not None else default_toy_root()) / f"{name}-v{WORLD_VERSION}"
 
 
 def _generate(spec: ToySpec, out: Path) -> None:
     from tqdm import tqdm
-
-    from vlprompt.toy.world import WORLD_VERSION
 
     split_file: Dict[str, list] = {}
     total = sum(spec.per_class) * len(spec.classes)
