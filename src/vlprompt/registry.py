@@ -22,7 +22,9 @@ is then given as the second argument (in the style of peft's ``register_peft_met
     @ADDONS.register("prompt_l2", PromptL2Config)
     class PromptL2(AddOn): ...
 
-Either way the implementing class gets ``name`` / ``config_class`` set on it. A registry imports the modules that
+Either way the implementing class gets ``name`` / ``config_class`` set on it — for a declared component as soon
+as its class is created (:meth:`Registry.bind`, called by the base classes), however its module was imported. A
+registry imports the modules that
 declare its built-ins (``builtins``) on first use, so merely importing this module loads nothing. Unknown names
 raise a one-line :class:`~vlprompt.errors.VLPromptError` listing the valid choices.
 """
@@ -84,6 +86,15 @@ class Registry(Generic[T]):
             if name in self._configs:
                 obj.config_class = self._configs[name]
         return obj
+
+    def bind(self, cls: type) -> None:
+        """Bind ``cls`` to the declaration that names it as its implementation, if any (called when an
+        implementing class is created, so it knows its name even when its module is imported directly)."""
+        self._load()
+        where = f"{cls.__module__}:{cls.__qualname__}"
+        for name, path in self._lazy.items():
+            if path == where:
+                self._items[name] = self._bind(name, cls)
 
     def _unknown(self, name: str) -> VLPromptError:
         return VLPromptError(f"unknown {self.kind} {name!r} for {self.flag}; choose one of: {', '.join(self.names())}")

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from vlprompt.addons.configs import AddOnConfig
+from vlprompt.registry import ADDONS
 from vlprompt.task.types import Output, StepInfo
 
 
@@ -42,6 +43,10 @@ class AddOn(nn.Module):
     needs_images: bool = False
     fp32_params: Tuple[str, ...] = ()
     training_buffers: Tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        ADDONS.bind(cls)
 
     # ------------------------------------------------------------------ declarations (before construction)
     @classmethod

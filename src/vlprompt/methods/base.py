@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from vlprompt.methods.configs import LearnerConfig
+from vlprompt.registry import LEARNERS
 from vlprompt.task.types import LabelSpace
 
 __all__ = ["LearnerConfig", "PromptLearner", "LabelSpace"]
@@ -41,6 +42,10 @@ class PromptLearner(nn.Module):
     config_class: type = LearnerConfig
     #: parameter-name substrings kept in fp32 under ``--precision fp16`` (the references' fp32 exceptions)
     fp32_params: Tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        LEARNERS.bind(cls)
 
     @classmethod
     def capabilities(cls, config, backbone) -> FrozenSet[str]:
