@@ -35,10 +35,6 @@ class Composition:
     def components(self) -> Tuple[str, ...]:
         return (self.base, *self.addons)
 
-    def classes(self) -> List[Tuple[str, type]]:
-        """``[(name, class)]`` of the learner and every add-on, in method order (imports the implementations)."""
-        return [(self.base, LEARNERS.get(self.base))] + [(a, ADDONS.get(a)) for a in self.addons]
-
     def configs(self) -> List[Tuple[str, type]]:
         """``[(name, config class)]`` of the learner and every add-on, in method order (no model library)."""
         return [(self.base, LEARNERS.config(self.base))] + [(a, ADDONS.config(a)) for a in self.addons]
