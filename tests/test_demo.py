@@ -21,3 +21,13 @@ def test_demo_quick_produces_table_above_chance(tmp_path, monkeypatch, capsys):
     zs = rows[0]
     assert 40.0 <= float(zs["base"]) <= 85.0 and float(zs["new"]) >= 3 * chance  # the toy world's headroom
     assert (out / "summary.png").stat().st_size > 0
+    # the demo is a sweep: ordinary run directories, summarised by `vlprompt table`
+    assert (out / "b2n" / "coop" / "toy-b2n" / "shots16" / "seed1" / "eval-new" / "results.json").is_file()
+    capsys.readouterr()
+    assert main(["table", str(out), "--protocol", "b2n"]) == 0
+    table = capsys.readouterr().out
+    for row in rows:
+        assert f"| {row['method']:<12} | {row['base']} | {row['new']} | {row['H']} |" in table
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
+    assert main(["demo", "--quick", "--out", str(out)]) == 0  # finished jobs are skipped: nothing is redone
+    assert mtimes == {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}

@@ -163,6 +163,31 @@ def test_fs_losses_alpha_and_ratios_match_hand_computed_values():
     assert float(calibrate(x, fc, 0.25, mode="fixed")) == pytest.approx(0.2 * 2 + 0.9)
 
 
+def _quick_gelu(z: float) -> float:
+    return z / (1 + math.exp(-1.702 * z))
+
+
+def test_feature_calibrators_of_both_variants_match_hand_computed_values():
+    from vlprompt.addons.restore_code import FeatureCalibrator
+
+    x = torch.tensor([[1.0, -1.0]])
+    a = 1 / math.sqrt(1 + 1e-5)  # LN(x) = (a, −a): mean 0, variance 1, unit weight, zero bias
+    g = _quick_gelu(a)  # QuickGELU(W₁ LN(x) + b₁) with W₁'s only non-zero entry W₁[0, 0] = 1
+    for out_act in (False, True):
+        fc = FeatureCalibrator(2, out_act=out_act)
+        with torch.no_grad():
+            for p in (fc.fc1.weight, fc.fc1.bias, fc.fc2.weight):
+                p.zero_()
+            fc.fc1.weight[0, 0] = 1.0
+            fc.fc2.weight[0, 0], fc.fc2.weight[1, 0] = 2.0, -1.0
+            fc.fc2.bias.copy_(torch.tensor([0.0, 0.5]))
+        h = (2 * g, 0.5 - g)  # W₂ · QuickGELU(...) + b₂
+        if out_act:  # RESTORE_p: a second QuickGELU before the residual
+            h = tuple(_quick_gelu(v) for v in h)
+        expected = torch.tensor([[1.0 + h[0], -1.0 + h[1]]])
+        assert torch.allclose(fc(x), expected, atol=1e-6), out_act
+
+
 class _FakeBackbone:
     """strip_prompts / run_block with a caller-given block function (vision layout: prompts last)."""
 
@@ -209,7 +234,7 @@ def _two_steps(task, backbone):
 
 
 def test_maple_restore_paper_trains_and_uses_the_current_shift(tiny_vit):
-    task = _deep_task(tiny_vit, "maple", "maple+restore")
+    task = _deep_task(tiny_vit, "maple", "maple+restore", formulation="paper")
     restore = task.addons["restore"]
     assert restore.needs_images and not task.image_features_cacheable
     terms = _two_steps(task, tiny_vit)
@@ -253,6 +278,56 @@ def test_ivlp_restore_code_trains_and_updates_ratios_once(tiny_vit):
     updated = float(restore.text_ratio)
     task.on_epoch_end(4, 10)
     assert float(restore.text_ratio) == updated
+
+
+def test_restore_code_is_the_default_and_its_variant_follows_the_composition(tiny_vit):
+    assert RestoreConfig().formulation == "code"
+    variants = {m: _deep_task(tiny_vit, "", m).addons["restore"].variant for m in ("maple+restore", "ivlp+restore")}
+    assert variants == {"maple+restore": "maple", "ivlp+restore": "maple"}
+    task = _deep_task(tiny_vit, "ivlp", "promptsrc+restore")
+    restore = task.addons["restore"]
+    assert task.composition.addons == ("src", "gpa", "restore") and restore.variant == "promptsrc"
+    assert "addons.restore.text_ratio" not in task.state_dict()  # fixed mix: no ratio buffers, no update
+    task.on_epoch_end(0, 3)
+    assert restore.epoch_metrics() == {}
+    forced = _deep_task(tiny_vit, "ivlp", "promptsrc+restore", variant="maple").addons["restore"]
+    assert forced.variant == "maple" and isinstance(forced.calibrator_t.act_out, torch.nn.Identity)
+    with pytest.raises(VLPromptError, match="unknown restore.variant 'x'"):
+        _deep_task(tiny_vit, "ivlp", "ivlp+restore", variant="x")
+
+
+def test_restore_p_calibrates_before_the_self_regulating_losses_and_not_the_teachers(tiny_vit):
+    from vlprompt.addons.promptsrc import src_losses
+    from vlprompt.data.templates import PROMPTSRC_TEMPLATES
+    from vlprompt.methods.prompts import hand_crafted_features
+
+    images, labels = torch.randn(2, 3, 32, 32), torch.tensor([0, 2])
+    terms = {}
+    for method in ("promptsrc+restore", "ivlp+restore+src"):  # the order of src and restore does not matter
+        torch.manual_seed(0)
+        task = _deep_task(tiny_vit, "ivlp", method)
+        restore, src = task.addons["restore"], task.addons["src"]
+        with torch.no_grad():
+            for fc in (restore.calibrator_t, restore.calibrator_v):  # a calibrator far from the identity
+                fc.fc2.bias.fill_(1.0)
+            out = task(images=images)
+            # t′ = 0.2 · FC_t(t) + 0.9 · t, f′ = 0.2 · FC_v(f) + 0.9 · f on the prompted features
+            assert torch.allclose(out.text, 0.2 * restore.calibrator_t(out.text_raw) + 0.9 * out.text_raw, atol=1e-6)
+            assert torch.allclose(out.image, 0.2 * restore.calibrator_v(out.image_raw) + 0.9 * out.image_raw, atol=1e-6)
+            terms[method] = task.loss_terms(out, labels, StepInfo(num_epochs=2))
+            # the teachers: the prompt-free image tower and the template-averaged frozen text, no calibrator
+            teacher = tiny_vit.encode_image(images)
+            targets = hand_crafted_features(tiny_vit, SPACE.classnames, PROMPTSRC_TEMPLATES, normalize_each=False)
+            assert torch.allclose(src.text_targets, targets, atol=1e-6)
+            weights = (25.0, 10.0, 1.0)
+            calibrated = src_losses(out.image, teacher, out.text, targets, tiny_vit.logit_scale, weights)
+            raw = src_losses(out.image_raw, teacher, out.text_raw, targets, tiny_vit.logit_scale, weights)
+        for name in ("src_text", "src_image", "src_kl"):
+            assert float(terms[method][name]) == pytest.approx(float(calibrated[name]), rel=1e-5), name
+            assert float(terms[method][name]) != pytest.approx(float(raw[name]), rel=1e-3), name
+        assert set(terms[method]) == {"ce", "src_text", "src_image", "src_kl", "restore_fs"}
+    a, b = terms.values()
+    assert all(float(a[k]) == pytest.approx(float(b[k]), rel=1e-6) for k in a)
 
 
 def test_restore_rejects_text_only_learners(tiny_vit):
@@ -348,7 +423,7 @@ def test_analyze_needs_a_trained_run(tmp_path, cli_env, tiny_folder, capsys):
 def test_feature_shift_of_a_restore_run_matches_the_addon(tiny_vit):
     from vlprompt.analysis.feature_shift import measure_shifts
 
-    task = _deep_task(tiny_vit, "maple", "maple+restore").eval()
+    task = _deep_task(tiny_vit, "maple", "maple+restore", formulation="paper").eval()
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         task(images=images)

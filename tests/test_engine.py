@@ -8,12 +8,43 @@ from safetensors.torch import load_file
 
 from vlprompt.cli import main
 from vlprompt.engine import trainer
-from vlprompt.engine.schedule import lr_sequence
+from vlprompt.engine.schedule import group_lrs, lr_sequence
 
 
 def test_lr_sequence_matches_reference():
     expected = [1e-5, 0.0035, 0.003166, 0.002291, 0.001209]
     assert lr_sequence(5, 0.0035) == pytest.approx(expected, abs=1e-6)
+
+
+#: DePT, E = 3, η0 = 0.01: the warm-up LR for both groups, then (η, 6.5 η) with η = η0, ½(1 + cos(π/3)) η0
+DEPT_GROUP_LRS = [[1e-5, 1e-5], [0.01, 0.065], [0.0075, 0.04875]]
+
+
+def _same_lrs(actual, expected=DEPT_GROUP_LRS) -> bool:
+    return len(actual) == len(expected) and all(a == pytest.approx(e, abs=1e-12) for a, e in zip(actual, expected))
+
+
+def test_warm_up_sets_one_lr_for_every_group_then_multipliers_apply():
+    assert _same_lrs([group_lrs(e, 3, 0.01, [1.0, 6.5]) for e in range(3)])
+    assert group_lrs(1, 3, 0.01, [1.0, 6.5], warmup_epochs=2, warmup_lr=1e-4) == [1e-4, 1e-4]
+
+
+def test_dept_groups_train_at_the_warm_up_lr_then_at_their_multiplier(tmp_path, cli_env, tiny_folder, monkeypatch):
+    seen = []
+    real_epoch = trainer.run_epoch
+
+    def recording_epoch(task, data, optimizer, *args):
+        seen.append([group["lr"] for group in optimizer.param_groups])
+        return real_epoch(task, data, optimizer, *args)
+
+    monkeypatch.setattr(trainer, "run_epoch", recording_epoch)
+    out = tmp_path / "run"
+    assert _train(out, cli_env, tiny_folder, "--method", "coop+dept", "--shots", "1") == 0
+    assert _same_lrs(seen)
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = [r for r in lines if "epoch" in r]
+    assert _same_lrs([r["lr_groups"] for r in records])
+    assert [r["lr"] for r in records] == pytest.approx([1e-5, 0.01, 0.0075], abs=1e-12)
 
 
 def _train(out, cli_env, folder, *extra):

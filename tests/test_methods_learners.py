@@ -249,7 +249,6 @@ def test_cocoop_text_is_per_image_and_chunked(tiny_vit, monkeypatch):
     [
         ("maple", {"text_deep", "couplings.0.weight", "couplings.0.bias", "couplings.1.weight", "couplings.1.bias"}),
         ("ivlp", {"text_deep", "vision_ctx", "vision_deep"}),
-        ("vpt", {"vision_ctx", "vision_deep"}),
         ("cocoop", set()),
     ],
 )

@@ -87,6 +87,16 @@ def test_restore_calibration_ratios_per_dataset(dataset, vis, text, fs):
     assert c["train"].epochs == 10 and c["train"].lr == 0.0035
 
 
+def test_restore_p_keeps_promptsrc_settings_and_skips_the_maple_fsa_ones():
+    maple, cfg = resolved("maple+restore", "dtd", protocol="b2n")
+    assert maple["restore"].formulation == "code" and "preset restore:b2n" in cfg.sources["restore.formulation"]
+    for method in ("promptsrc+restore", "ivlp+restore+src"):
+        c, cfg = resolved(method, "dtd", protocol="b2n")
+        assert (c["train"].epochs, c["train"].lr, c["ivlp"].n_ctx_text, c["gpa"].mean) == (20, 0.0025, 4, 15.0)
+        assert c["restore"].fs_weight == 1.0 and c["restore"].formulation == "code"  # no MaPLe_FSA DTD rule
+        assert not any(source.startswith(("preset restore", "dataset rule restore")) for source in cfg.sources.values())
+
+
 def test_missing_presets_exist():
     ivlp, _ = resolved("ivlp", preset="promptsrc")
     assert (ivlp["ivlp"].n_ctx_text, ivlp["ivlp"].depth_text, ivlp["train"].lr, ivlp["train"].epochs) == (

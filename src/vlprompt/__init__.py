@@ -14,6 +14,7 @@ Public API (importing ``vlprompt`` is cheap; each name loads its module on first
 * :func:`train`, :func:`evaluate`, :func:`zeroshot` — the command line's ``train`` / ``eval`` / ``zeroshot``;
 * :func:`create_task` — a :class:`PromptTask` for your own training loop (``task.training_step``);
 * :func:`load_run` — a trained run that predicts on any label space the method supports;
+* :func:`export_classifier` — a CoOp/KgCoOp(/DePT) run as a fixed classifier file for plain open_clip;
 * :func:`parse_method` — method strings such as ``maple+dept+restore``.
 """
 
@@ -36,6 +37,7 @@ _API = {
     "zeroshot": "vlprompt.api",
     "create_task": "vlprompt.api",
     "load_run": "vlprompt.api",
+    "export_classifier": "vlprompt.export",
     "Run": "vlprompt.api",
     "Results": "vlprompt.api",
     "LoadedRun": "vlprompt.api",

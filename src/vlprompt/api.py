@@ -39,6 +39,8 @@ log = logging.getLogger("vlprompt")
 
 PathLike = Union[str, Path]
 PREDICTIONS = "predictions.csv"
+#: the extra epoch logs of :func:`train` (``--log``)
+LOGS = ("tensorboard",)
 LOGITS = "logits.safetensors"
 
 
@@ -75,10 +77,19 @@ def _local(value: Optional[str]) -> Optional[str]:
     return value
 
 
+#: data settings that change what a run computes only when set (absent from the identity otherwise, so runs
+#: written before they existed keep their identity)
+PROMPT_SETTINGS = ("template", "templates_file", "classnames_file")
+
+
 def data_identity(data: DataConfig) -> Dict[str, Any]:
     d = to_dict(data)
     d.pop("num_workers")
-    d["data_root"], d["split_file"] = resolve_path(data.data_root), resolve_path(data.split_file)
+    for key in ("data_root", "split_file", "templates_file", "classnames_file"):
+        d[key] = resolve_path(d[key])
+    for key in PROMPT_SETTINGS:
+        if d[key] is None:
+            d.pop(key)
     return d
 
 
@@ -107,7 +118,8 @@ def load_data(data: DataConfig, *, need_train: bool = False):
 
     dataset = build_dataset(
         data.dataset, data.data_root, shots=data.shots, seed=data.seed, subsample=data.subsample,
-        split_file=data.split_file,
+        split_file=data.split_file, template=data.template, templates_file=data.templates_file,
+        classnames_file=data.classnames_file,
     )  # fmt: skip
     where = f"--dataset {data.dataset}" + (f" --subsample {data.subsample}" if data.subsample != "all" else "")
     check_usable(dataset, where, ("test", "train") if need_train else ("test",), check_files=not data.skip_corrupt)
@@ -179,6 +191,8 @@ def data_fingerprint(dataset) -> str:
         for d in dataset.split(split):
             h.update(f"{split}\t{d.relpath}\t{d.label}\n".encode())
     h.update("\n".join(dataset.classnames).encode())
+    if dataset.templates is not None:  # a user's ensemble file: its content, not only its path
+        h.update("\n".join(dataset.templates).encode())
     return h.hexdigest()[:16]
 
 
@@ -210,6 +224,16 @@ def build_task(backbone, cfg: RunConfig, space: LabelSpace) -> PromptTask:
     return task
 
 
+def prompt_record(dataset) -> Dict[str, Any]:
+    """The prompts a run used (results.json): the template, KgCoOp's when it differs, a user's ensemble."""
+    record: Dict[str, Any] = {"template": dataset.template}
+    if dataset.kgcoop_template and dataset.kgcoop_template != dataset.template:
+        record["kgcoop_template"] = dataset.kgcoop_template
+    if dataset.templates is not None:
+        record["ensemble_templates"] = list(dataset.templates)
+    return record
+
+
 def _results(evaluation, dataset, data: DataConfig, method: str, backbone, extra: Dict) -> Results:
     return Results(
         {
@@ -221,6 +245,7 @@ def _results(evaluation, dataset, data: DataConfig, method: str, backbone, extra
             "shots": data.shots,
             "seed": data.seed,
             **backbone_record(backbone),
+            **prompt_record(dataset),
             "split": "test",
             **extra,
             "environment": environment(),
@@ -287,11 +312,19 @@ def _feature_cache(backbone, enabled: bool):
 
 
 # ------------------------------------------------------------------------------------------ train / zero-shot
-def train(cfg: RunConfig, *, quiet: bool = False) -> Run:
+def train(cfg: RunConfig, *, quiet: bool = False, logs: Sequence[str] = ()) -> Run:
     """Train ``cfg`` (a :class:`~vlprompt.config.RunConfig` with ``out`` set), save its weights, evaluate the last
-    epoch on the test split. Re-running an interrupted run resumes it; a finished run is returned as it is."""
+    epoch on the test split. Re-running an interrupted run resumes it; a finished run is returned as it is.
+    ``logs``: extra epoch logs, ``("tensorboard",)`` writes event files under ``<out>/tb``."""
     if cfg.out is None:
         raise VLPromptError("RunConfig.out is required: the run directory to write (--out)")
+    unknown = sorted(set(logs) - set(LOGS))
+    if unknown:
+        raise VLPromptError(f"--log {unknown[0]}: unknown; choose from {', '.join(LOGS)}")
+    if "tensorboard" in logs:
+        from vlprompt.engine.tensorboard import require_tensorboard
+
+        require_tensorboard()  # fails in one line before any work when the extra is missing
     out, identity = Path(cfg.out), run_identity(cfg)
     done = finished(out, "train", identity, quiet)
     if done is not None:
@@ -314,7 +347,7 @@ def train(cfg: RunConfig, *, quiet: bool = False) -> Run:
     seed_everything(cfg.data.seed)
     task = build_task(backbone, cfg, space)
     fingerprints = {"data": data_fingerprint(dataset), "backbone": fc.backbone_fingerprint(backbone)}
-    with RunDir(out, "train", identity).open(fingerprints) as run:
+    with RunDir(out, "train", identity).open(fingerprints) as run, _epoch_board(logs, out, task) as board:
         log.info(backbone_line(backbone))
         cfg.dump(run.path / CONFIG)
         cache = _feature_cache(backbone, cfg.train.feature_cache)
@@ -328,7 +361,10 @@ def train(cfg: RunConfig, *, quiet: bool = False) -> Run:
             return {"accuracy": evaluation.metrics["accuracy"]}
 
         start = time.time()
-        run_training(task, stream, cfg.train, run, data.seed, backbone.device, periodic_eval, progress=not quiet)
+        run_training(
+            task, stream, cfg.train, run, data.seed, backbone.device, periodic_eval, progress=not quiet,
+            on_epoch=board.epoch if board is not None else None,
+        )  # fmt: skip
         train_time = time.time() - start
         meta = {
             "vlprompt_version": __version__,
@@ -353,7 +389,18 @@ def train(cfg: RunConfig, *, quiet: bool = False) -> Run:
             extra["protocol"] = cfg.protocol
         results = _results(evaluation, dataset, data, cfg.method, backbone, extra)
         _finish(run, results, evaluation, dataset, quiet, save_logits=False)
+        if board is not None:
+            board.final(results, cfg.train.epochs)
     return Run(out, cfg, results)
+
+
+def _epoch_board(logs: Sequence[str], out: Path, task):
+    """The TensorBoard log of a training run (a context manager), or a null context without ``--log``."""
+    import contextlib
+
+    from vlprompt.engine.tensorboard import TensorBoardLog
+
+    return TensorBoardLog(out, task.composition.addons) if "tensorboard" in logs else contextlib.nullcontext()
 
 
 def zeroshot(cfg: RunConfig, *, quiet: bool = False, save_logits: bool = False) -> Results:
@@ -445,7 +492,11 @@ def open_trained(
 
     path = Path(path)
     meta, tensors = load_weights(path)
-    cfg = RunConfig.from_dict(meta["run_config"]) if "run_config" in meta else _legacy_config(meta)
+    if "run_config" not in meta:
+        raise VLPromptError(
+            f"{path / 'weights.json'} was written by an older vlprompt (no run_config); train the run again"
+        )
+    cfg = RunConfig.from_dict(meta["run_config"])
     trained = meta["backbone"]
     _check_architecture(trained, backbone, path)
     source = trained["pretrained"]
@@ -467,13 +518,6 @@ def open_trained(
     return TrainedRun(path, meta, tensors, cfg, bb)
 
 
-def _legacy_config(meta: Dict) -> RunConfig:
-    """A RunConfig from a sidecar written before ``run_config`` was stored (method + component configs)."""
-    configs = dict(meta["configs"])
-    train_cfg = configs.pop("train", {})
-    return RunConfig.from_dict({"method": meta["method"], "train": train_cfg, "components": configs})
-
-
 def evaluate(
     run: Union[Run, PathLike],
     dataset: Optional[str] = None,
@@ -483,6 +527,9 @@ def evaluate(
     subsample: str = "all",
     shots: int = 0,
     seed: int = 1,
+    template: Optional[str] = None,
+    templates_file: Optional[str] = None,
+    classnames_file: Optional[str] = None,
     label_space: str = "auto",
     out: Optional[PathLike] = None,
     backbone: Optional[str] = None,
@@ -500,9 +547,12 @@ def evaluate(
 ) -> Results:
     """Evaluate a trained run on ``dataset`` (default: the run's own dataset and data root) and ``subsample`` —
     e.g. a base-class run on the new classes. Class-name buffers are rebuilt for the label space; ``label_space``
-    ``auto`` decides seen/unseen from the class names. With ``out`` a run directory is written."""
+    ``auto`` decides seen/unseen from the class names. ``template``, ``templates_file`` and ``classnames_file``
+    default to the run's own on its own dataset. With ``out`` a run directory is written."""
     source = run.path if isinstance(run, Run) else Path(run)
     trained_data = _trained_data(source)
+    same = dataset in (None, trained_data.dataset)
+    prompts = {"template": template, "templates_file": templates_file, "classnames_file": classnames_file}
     data = DataConfig(
         dataset=dataset or trained_data.dataset,
         data_root=data_root if (data_root is not None or dataset) else trained_data.data_root,
@@ -512,6 +562,7 @@ def evaluate(
         seed=seed,
         skip_corrupt=skip_corrupt,
         num_workers=num_workers,
+        **{k: v if v is not None or not same else getattr(trained_data, k) for k, v in prompts.items()},
     )
     identity = {
         "source": resolve_path(str(source)),
@@ -669,6 +720,13 @@ class LoadedRun:
         tpl = template or trained.template
         return LabelSpace(list(classnames), template=tpl, kgcoop_template=tpl, ensemble_templates=[tpl], seen=False)
 
+    def task_for(self, classnames: Optional[Sequence[str]] = None, template: Optional[str] = None) -> PromptTask:
+        """The trained task on ``classnames`` (default: the trained classes; other names are an unseen space)."""
+        space = self._space(classnames, template)
+        if space != self._task.space:
+            self._task.set_label_space(space)
+        return self._task
+
     def images_to_tensor(self, images: Sequence[Union[str, Path, Any]]) -> torch.Tensor:
         """A batch from image paths or PIL images, with the backbone's test transform."""
         import torch
@@ -700,8 +758,7 @@ class LoadedRun:
         (default: the trained classes); other class names use the similarity head (label space unseen)."""
         import torch
 
-        space = self._space(classnames, template)
-        self._task.set_label_space(space)
+        space = self.task_for(classnames, template).space
         batch = images if isinstance(images, torch.Tensor) else self.images_to_tensor(images)
         with torch.no_grad():
             logits = [

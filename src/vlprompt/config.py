@@ -32,6 +32,16 @@ def _require(ok: bool, message: str) -> None:
         raise VLPromptError(message)
 
 
+def check_template(template: str, where: str) -> str:
+    """A prompt template must hold exactly one ``{}`` (the class name) and nothing else ``str.format`` reads."""
+    try:
+        ok = template.count("{}") == 1 and template.format("x") == template.replace("{}", "x", 1)
+    except (IndexError, KeyError, ValueError):
+        ok = False
+    _require(ok, f"{where} {template!r}: a template needs exactly one {{}} for the class name and no other braces")
+    return template
+
+
 PRECISIONS = ("auto", "fp32", "bf16", "amp", "fp16")
 SUBSAMPLES = ("all", "base", "new")
 TRAIN_ORDERS = ("random", "sequential")
@@ -54,6 +64,13 @@ class DataConfig:
     train_transform: str = setting(
         "augment", "augment: random resized crop + flip; resize: both sides resized, no randomness (parity checks)"
     )
+    template: Optional[str] = setting(
+        None, "prompt template with one {} for the class name (default: the dataset's own, e.g. CoOp's)"
+    )
+    templates_file: Optional[str] = setting(None, "file of templates for the zero-shot ensemble (.txt lines / JSON)")
+    classnames_file: Optional[str] = setting(
+        None, "class names: JSON {folder or raw name: class name} or [names in label order], or text lines"
+    )
 
     def __post_init__(self):
         _require(self.shots >= 0, f"--shots must be >= 0 (0 = all images), got {self.shots}")
@@ -65,6 +82,8 @@ class DataConfig:
             self.train_transform in TRAIN_TRANSFORMS,
             f"data.train_transform must be one of {', '.join(TRAIN_TRANSFORMS)}",
         )
+        if self.template is not None:
+            check_template(self.template, "--template")
 
 
 @dataclass
@@ -79,6 +98,7 @@ class BackboneConfig:
 @dataclass
 class TrainConfig:
     epochs: int = setting(10, "training epochs")
+    max_epochs: int = setting(0, "cap on the resolved epochs, for quick runs of published settings (0 = no cap)")
     batch_size: int = setting(4, "training batch size")
     lr: float = setting(0.0035, "base learning rate (SGD)")
     momentum: float = setting(0.9, "SGD momentum")
@@ -98,6 +118,7 @@ class TrainConfig:
 
     def __post_init__(self):
         _require(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
+        _require(self.max_epochs >= 0, f"train.max_epochs must be >= 0 (0 = no cap), got {self.max_epochs}")
         _require(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
         for name, label in (("lr", "--lr (train.lr)"), ("warmup_lr", "train.warmup_lr")):
             value = getattr(self, name)
@@ -351,6 +372,9 @@ def make_config(
         overrides=parsed,
     )
     values = resolution.values
+    cap = values.get("train", {}).get("max_epochs") or 0
+    if cap and values["train"].get("epochs", TrainConfig.epochs) > cap:
+        resolution.set("train", "epochs", cap, f"capped by train.max_epochs (was {values['train'].get('epochs')})")
     built = {name: make_section(cls, values.get(name, {}), name) for name, cls in sections.items()}
     return RunConfig(
         method=composition.method,

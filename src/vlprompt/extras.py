@@ -10,6 +10,8 @@ from vlprompt.errors import VLPromptError
 
 #: module -> the extra that installs it
 EXTRAS = {"matplotlib": "plot", "submitit": "slurm", "torch.utils.tensorboard": "tensorboard"}
+#: module -> the missing package, where it is not the module's top-level name
+PACKAGES = {"torch.utils.tensorboard": "tensorboard"}
 
 
 def available(module: str) -> bool:
@@ -26,4 +28,5 @@ def require(module: str, purpose: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError:
         extra = EXTRAS.get(module, module)
-        raise VLPromptError(f"{purpose} needs {module.split('.')[0]}: pip install 'vlprompt[{extra}]'") from None
+        package = PACKAGES.get(module, module.split(".")[0])
+        raise VLPromptError(f"{purpose} needs {package}: pip install 'vlprompt[{extra}]'") from None

@@ -13,7 +13,7 @@ import errno
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from vlprompt.errors import VLPromptError
 
@@ -110,20 +110,26 @@ def check_writable(path: Path, flag: str = "--out") -> None:
         raise VLPromptError(f"{flag} {path}: cannot write in {folder} (permission denied); choose a writable folder")
 
 
-def check_output_file(path: Path, flag: str, what: str, ours: Callable[[Any], bool]) -> None:
+def check_output_file(path: Path, flag: str, what: str, ours: Callable[[Path], bool]) -> None:
     """Refuse an output file path that is a folder, or an existing file that is not a ``what`` written by vlprompt
-    (``ours(parsed JSON)`` decides), before any work; the path must be writable."""
+    (``ours(path)`` decides; see :func:`json_where`), before any work; the path must be writable."""
     path = Path(path)
     if path.is_dir():
         raise VLPromptError(f"{flag} {path} is a folder; give the path of the {what} file to write")
-    if path.exists():
-        parsed: Optional[Any]
-        try:
-            parsed = json.loads(path.read_text())
-        except (OSError, ValueError):
-            parsed = None
-        if parsed is None or not ours(parsed):
-            raise VLPromptError(
-                f"{flag} {path} exists and is not a {what} written by vlprompt; choose another path or delete it"
-            )
+    if path.exists() and not ours(path):
+        raise VLPromptError(
+            f"{flag} {path} exists and is not a {what} written by vlprompt; choose another path or delete it"
+        )
     check_writable(path, flag)
+
+
+def json_where(test: Callable[[Any], bool]) -> Callable[[Path], bool]:
+    """An ``ours`` test of :func:`check_output_file` for JSON outputs: the file parses and ``test(parsed)`` holds."""
+
+    def ours(path: Path) -> bool:
+        try:
+            return bool(test(json.loads(Path(path).read_text())))
+        except (OSError, ValueError):
+            return False
+
+    return ours

@@ -20,7 +20,9 @@ DePT (its re-runs fix the settings of every base); else the protocol (``dg`` use
 model); else the method's *home* protocol, the first protocol preset of the last component that declares one (few-shot for
 CoOp and Nemesis, base-to-new for KgCoOp, PromptSRC, MaPLe, RESTORE). A component without a preset of that name
 uses, when the name is a variant rather than a protocol (``dept``, ``promptsrc``), its preset for the protocol
-(or the home protocol); otherwise it contributes nothing but its dataset rules, so protocols never mix.
+(or the home protocol); otherwise it contributes nothing but its dataset rules, so protocols never mix. A preset
+or rule whose source configured another composition names the components it does not apply with
+(``not_with``): RESTORE's MaPLe_FSA settings stay out of ``promptsrc+restore``, which keeps PromptSRC's.
 """
 
 from __future__ import annotations
@@ -37,27 +39,38 @@ PROTOCOLS = ("fewshot", "b2n", "xd", "dg")
 
 @dataclass(frozen=True)
 class Preset:
-    """Values of one published setting; ``train.epochs`` may be a ``{shots: epochs}`` table (CoOp few-shot)."""
+    """Values of one published setting; ``train.epochs`` may be a ``{shots: epochs}`` table (CoOp few-shot).
+    ``not_with``: component names in whose presence it does not apply."""
 
     values: Values
     source: str
+    not_with: FrozenSet[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class DatasetRule:
-    """Values the reference sets for ``datasets``; ``presets`` limits the rule to some preset names (None: any)."""
+    """Values the reference sets for ``datasets``; ``presets`` limits the rule to some preset names (None: any);
+    ``not_with``: component names in whose presence it does not apply."""
 
     datasets: FrozenSet[str]
     values: Values
     source: str
     presets: Optional[FrozenSet[str]] = None
+    not_with: FrozenSet[str] = frozenset()
 
     def applies(self, dataset: Optional[str], preset: Optional[str]) -> bool:
         return dataset in self.datasets and (self.presets is None or preset in self.presets)
 
 
-def rule(datasets: Sequence[str], values: Values, source: str, presets: Optional[Sequence[str]] = None) -> DatasetRule:
-    return DatasetRule(frozenset(datasets), values, source, frozenset(presets) if presets is not None else None)
+def rule(
+    datasets: Sequence[str],
+    values: Values,
+    source: str,
+    presets: Optional[Sequence[str]] = None,
+    not_with: Sequence[str] = (),
+) -> DatasetRule:
+    chosen = frozenset(presets) if presets is not None else None
+    return DatasetRule(frozenset(datasets), values, source, chosen, frozenset(not_with))
 
 
 @dataclass
@@ -117,14 +130,15 @@ def resolve(
     (``(section, key, value)`` from ``--set``)."""
     name, fallback = preset_names(components, protocol, preset)
     res = Resolution(preset=name)
+    present = {n for n, _ in components}
     for component, config_class in components:
         table = getattr(config_class, "presets", {})
         used = name if name in table else fallback
         chosen = table.get(used)
-        if chosen is not None:
+        if chosen is not None and not chosen.not_with & present:
             res.update(chosen.values, f"preset {component}:{used} ({chosen.source})", shots)
         for r in getattr(config_class, "dataset_rules", ()):
-            if r.applies(dataset, used):
+            if r.applies(dataset, used) and not r.not_with & present:
                 res.update(r.values, f"dataset rule {component}:{dataset} ({r.source})", shots)
     for section, entries in (flags or {}).items():
         for key, value in entries.items():

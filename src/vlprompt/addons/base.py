@@ -21,6 +21,10 @@ and may contribute, in the order the task runs them each forward / step / epoch:
 3. ``eval_logits(out, space)`` — replacement logits at evaluation (DePT's fused head on seen classes);
 4. ``on_epoch_end(epoch, num_epochs)`` — epoch-level state (GPA, RESTORE's ratio update) and
    ``epoch_metrics()`` — scalars merged into the epoch's ``metrics.jsonl`` record (Nemesis' norms).
+
+Every add-on's ``adapt`` runs before any add-on's ``losses``, so loss terms always see the final features (those
+that give the logits: PromptSRC's constraints in ``promptsrc+restore`` see RESTORE's calibrated features);
+method order matters only between add-ons that both adapt.
 """
 
 from __future__ import annotations

@@ -30,7 +30,9 @@ and the similarity logits are returned unchanged. The runner decides ``seen``; n
 dataset names.
 
 Optimisation: the FiLM and head parameters get lr × ``lr_mult`` (6.5, the reference's ``LR_EXP``:
-0.0035 → 0.02275; CoCoOp 0.002 → 0.013) through ``lr_scale``, with the same warm-up and cosine schedule.
+0.0035 → 0.02275; CoCoOp 0.002 → 0.013) through ``lr_scale`` from the first cosine epoch on; during the
+constant warm-up epoch they run, like every group, at the warm-up LR 1e-5 (Dassl's warm-up scheduler sets one
+LR for all groups; :func:`vlprompt.engine.schedule.group_lrs`).
 """
 
 from __future__ import annotations

@@ -4,13 +4,19 @@ implies the ``gpa`` add-on, the paper's Gaussian prompt aggregation, Sec. 3.3).
 
 **Frozen teachers** — without a second copy of CLIP:
 
-* image teacher f⁰ = the prompt-free image tower, ``backbone.encode_image(images)`` under ``no_grad``. When the
-  frozen-feature cache is active (the learner has no image prompts) the batch already *is* the frozen image
-  features, so f⁰ = ``out.image_raw``.
+* image teacher f⁰ = the prompt-free image tower, ``backbone.encode_image(images)`` under ``no_grad``, in the
+  run's precision. When the frozen-feature cache is active (the learner has no image prompts) the batch already
+  *is* the frozen image features, so f⁰ = ``out.image_raw``.
 * text targets t̄_k = mean over PromptSRC's 60 templates (:data:`~vlprompt.data.templates.PROMPTSRC_TEMPLATES`,
-  used for every dataset as in the reference) of the **unnormalised** frozen text features of class k, normalised
-  only for the losses. They depend on the class names, so they are a non-persistent buffer, built lazily at the
-  first loss of a label space (evaluation never pays the 60 × K text passes).
+  used for every dataset as in the reference, whatever the dataset's or a user's ``--template``) of the
+  **unnormalised** frozen text features of class k, normalised only for the losses. As in the reference (a
+  separate fp32 CLIP), they are computed in fp32 and outside autocast in every precision mode
+  (:meth:`~vlprompt.backbones.PromptableCLIP.float_copy` under ``--precision fp16``). They depend on the class
+  names, so they are a non-persistent buffer, built once per label space at its first loss (evaluation never pays
+  the 60 × K text passes).
+
+The losses see the features that give the logits, after every add-on's ``adapt`` (RESTORE_p's calibrated
+features in ``promptsrc+restore``); the teachers never pass through an add-on.
 
 **Losses** per batch (:func:`src_losses`; f̂, t̂ = the normalised prompted features that give the logits,
 z = s · f̂ t̂ᵀ and z⁰ = s · f̂⁰ t̂⁰ᵀ with CLIP's frozen scale s = 100, p = softmax(z), temperature 1):
@@ -64,11 +70,17 @@ class SrcAddOn(AddOn):
         self.classnames = list(space.classnames)
         self.text_targets = None  # rebuilt for these classes at the next loss
 
+    def frozen_text_targets(self) -> torch.Tensor:
+        """t̄ ``[K, E]`` for the current classes: fp32, outside autocast."""
+        backbone = self.backbone
+        with torch.autocast(backbone.device.type, enabled=False):
+            return hand_crafted_features(
+                backbone.float_copy(), self.classnames, PROMPTSRC_TEMPLATES, normalize_each=False
+            )
+
     def losses(self, out, labels, step):
         if self.text_targets is None:
-            self.text_targets = hand_crafted_features(
-                self.backbone, self.classnames, PROMPTSRC_TEMPLATES, normalize_each=False
-            )
+            self.text_targets = self.frozen_text_targets()
         if out.images is None:
             image_teacher = out.image_raw.detach()
         else:

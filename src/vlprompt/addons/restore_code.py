@@ -1,7 +1,8 @@
-"""RESTORE, released-code formulation (the ``MaPLe_FSA`` trainer of the RESTORE repository, and RESTORE_p on
-PromptSRC recovered from its released bytecode): a parameter-level shift proxy on the deep prompt pairs, its
-consistency loss, and residual QuickGELU feature calibrators mixed with ratios updated once during training. See
-:mod:`vlprompt.addons.restore` for the formulas.
+"""RESTORE, released-code formulation (the ``MaPLe_FSA`` trainer of the RESTORE repository = RESTORE_m, and
+RESTORE_p on PromptSRC recovered from its released bytecode): a parameter-level shift proxy on the deep prompt
+pairs, its consistency loss, and residual QuickGELU feature calibrators — mixed with ratios updated once during
+training (``maple``), or with fixed coefficients and a second QuickGELU (``promptsrc``). See
+:mod:`vlprompt.addons.restore` for the formulas and how the variant is chosen.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from vlprompt.addons.restore import Restore
+from vlprompt.addons.restore import VARIANTS, Restore, resolve_variant
 
 #: RESTORE_p's fixed calibration coefficients (FC, identity)
 FIXED_CALIBRATION = (0.2, 0.9)
@@ -46,18 +47,21 @@ class QuickGELU(nn.Module):
 
 
 class FeatureCalibrator(nn.Module):
-    """FC(x) = x + W₂ · QuickGELU(W₁ · LN(x) + b₁) + b₂ (E → 4E → E, default init)."""
+    """FC(x) = x + W₂ · QuickGELU(W₁ · LN(x) + b₁) + b₂ (E → 4E → E, default init; RESTORE_m), or with
+    ``out_act`` FC(x) = x + QuickGELU(W₂ · QuickGELU(W₁ · LN(x) + b₁) + b₂) (RESTORE_p). Computed in the
+    calibrator's dtype (a plain LayerNorm: fp16 under ``--precision fp16``, as in the reference)."""
 
-    def __init__(self, dim: int, device=None):
+    def __init__(self, dim: int, device=None, out_act: bool = False):
         super().__init__()
         self.norm = nn.LayerNorm(dim, device=device)
         self.fc1 = nn.Linear(dim, 4 * dim, device=device)
         self.act = QuickGELU()
         self.fc2 = nn.Linear(4 * dim, dim, device=device)
+        self.act_out = QuickGELU() if out_act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x.to(self.fc1.weight.dtype)
-        return (y + self.fc2(self.act(self.fc1(self.norm(y))))).to(x.dtype)
+        return (y + self.act_out(self.fc2(self.act(self.fc1(self.norm(y)))))).to(x.dtype)
 
 
 def calibrate(x: torch.Tensor, fc: nn.Module, ratio, mode: str = "ratio") -> torch.Tensor:
@@ -67,7 +71,7 @@ def calibrate(x: torch.Tensor, fc: nn.Module, ratio, mode: str = "ratio") -> tor
 
 
 class RestoreCode(Restore):
-    """``restore.formulation=code``."""
+    """``restore.formulation=code``; ``variant`` is the resolved ``maple`` (RESTORE_m) or ``promptsrc`` (RESTORE_p)."""
 
     @classmethod
     def requirements(cls, config):
@@ -75,20 +79,23 @@ class RestoreCode(Restore):
 
     @classmethod
     def check_config(cls, config, provides) -> Optional[str]:
-        if config.calib_mode not in ("ratio", "fixed"):
-            return f"unknown restore.calib_mode {config.calib_mode!r}: use ratio or fixed"
+        if config.variant not in VARIANTS:
+            return f"unknown restore.variant {config.variant!r}: use {', '.join(VARIANTS)}"
         return super().check_config(config, provides)
 
     def __init__(self, task, config):
         super().__init__(task, config)
         dim, device = self.backbone.embed_dim, self.backbone.device
-        self.calibrator_t = FeatureCalibrator(dim, device)
-        self.calibrator_v = FeatureCalibrator(dim, device)
+        self.variant = resolve_variant(config, task.composition)
+        fixed = self.variant == "promptsrc"
+        self.calibrator_t = FeatureCalibrator(dim, device, out_act=fixed)
+        self.calibrator_v = FeatureCalibrator(dim, device, out_act=fixed)
         grams = self._grams()
         self.register_buffer("init_gram_t", torch.tensor(grams[0], device=device))
         self.register_buffer("init_gram_v", torch.tensor(grams[1], device=device))
-        self.register_buffer("text_ratio", torch.tensor(float(config.text_calib_r), device=device))
-        self.register_buffer("vis_ratio", torch.tensor(float(config.vis_calib_r), device=device))
+        if not fixed:
+            self.register_buffer("text_ratio", torch.tensor(float(config.text_calib_r), device=device))
+            self.register_buffer("vis_ratio", torch.tensor(float(config.vis_calib_r), device=device))
 
     def _grams(self) -> Tuple[List[float], List[float]]:
         """Current ‖P_iᵀP_i‖_F and ‖V_iᵀV_i‖_F per deep layer (detached floats)."""
@@ -104,9 +111,12 @@ class RestoreCode(Restore):
         return s_t, s_v
 
     def adapt(self, out) -> None:
-        mode = self.config.calib_mode
-        out.text = calibrate(out.text, self.calibrator_t, self.text_ratio.to(out.text.dtype), mode)
-        out.image = calibrate(out.image, self.calibrator_v, self.vis_ratio.to(out.image.dtype), mode)
+        if self.variant == "promptsrc":
+            out.text = calibrate(out.text, self.calibrator_t, None, "fixed")
+            out.image = calibrate(out.image, self.calibrator_v, None, "fixed")
+            return
+        out.text = calibrate(out.text, self.calibrator_t, self.text_ratio.to(out.text.dtype))
+        out.image = calibrate(out.image, self.calibrator_v, self.vis_ratio.to(out.image.dtype))
 
     def losses(self, out, labels, step):
         if self.config.fs_weight == 0:
@@ -114,11 +124,13 @@ class RestoreCode(Restore):
         return {"restore_fs": self.config.fs_weight * fs_loss_code(*self.shift_ratios()).to(out.logits.device)}
 
     def on_epoch_end(self, epoch: int, num_epochs: int) -> None:
-        if self.config.calib_mode != "ratio" or epoch != num_epochs // 3:
+        if self.variant != "maple" or epoch != num_epochs // 3:
             return
         r_t, r_v = updated_ratios(float(self.text_ratio), float(self.vis_ratio), *self._grams())
         self.text_ratio.fill_(r_t)
         self.vis_ratio.fill_(r_v)
 
     def epoch_metrics(self) -> Dict[str, float]:
+        if self.variant != "maple":
+            return {}
         return {"restore_r_t": float(self.text_ratio), "restore_r_v": float(self.vis_ratio)}

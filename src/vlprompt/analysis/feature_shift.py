@@ -100,7 +100,7 @@ def feature_shift(
     from vlprompt.engine.precision import autocast_context
 
     if out:
-        fileio.check_output_file(Path(out), "--out", "feature-shift result", _is_result)
+        fileio.check_output_file(Path(out), "--out", "feature-shift result", fileio.json_where(_is_result))
     trained, dataset, space, task = open_on_data(source, data, label_space, **backbone_options)
     backbone, train_cfg = trained.backbone, trained.config.train
     items = list(dataset.test)[:max_images] if max_images else list(dataset.test)

@@ -42,6 +42,7 @@ per-layer taps of block inputs and outputs that RESTORE's feature-shift needs.
 
 from __future__ import annotations
 
+import copy
 from typing import Callable, List, Optional, Sequence
 
 import torch
@@ -124,7 +125,9 @@ class PromptableCLIP(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self._text.token_embedding.weight.dtype
+        """The dtype both towers compute in: their weights' (as open_clip's ``get_cast_dtype`` and CLIP's
+        ``dtype``); fp16 under ``--precision fp16``, whose embeddings stay fp32 and are cast at use."""
+        return self._text.transformer.get_cast_dtype()
 
     @property
     def device(self) -> torch.device:
@@ -177,6 +180,15 @@ class PromptableCLIP(nn.Module):
     def image_std(self):
         cfg = getattr(self.clip.visual, "preprocess_cfg", None) or {}
         return tuple(cfg.get("std", CLIP_STD))
+
+    def float_copy(self) -> "PromptableCLIP":
+        """This backbone in fp32: itself when it computes in fp32, else an fp32 copy of the frozen model (a
+        half backbone's weights convert exactly). PromptSRC's frozen text targets come from such a separate
+        fp32 CLIP in the reference."""
+        if self.dtype == torch.float32:
+            return self
+        clip = copy.deepcopy(self.clip).float()
+        return PromptableCLIP(clip, self.spec, self.tokenizer, self.shared_prefix, self.text_chunk)
 
     # ------------------------------------------------------------------------------ text
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:

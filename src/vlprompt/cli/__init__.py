@@ -24,6 +24,8 @@ COMMAND_MODULES = [
     "vlprompt.cli.zeroshot_cmd",
     "vlprompt.cli.train_cmd",
     "vlprompt.cli.eval_cmd",
+    "vlprompt.cli.predict_cmd",
+    "vlprompt.cli.export_cmd",
     "vlprompt.cli.presets_cmd",
     "vlprompt.cli.demo_cmd",
     "vlprompt.cli.corrupt_cmd",
@@ -68,6 +70,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    from vlprompt.progress import configure
+
+    configure(quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False))
     try:
         code = args.func(args)
     except VLPromptError as exc:

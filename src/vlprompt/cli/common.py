@@ -45,7 +45,7 @@ positive = int_range(1)
 seed = int_range(0, MAX_SEED)
 
 
-def add_dataset_args(p: argparse.ArgumentParser, shots: bool = True) -> None:
+def add_dataset_args(p: argparse.ArgumentParser, shots: bool = True, prompts: bool = True) -> None:
     g = p.add_argument_group("data")
     g.add_argument(
         "--dataset",
@@ -73,10 +73,49 @@ def add_dataset_args(p: argparse.ArgumentParser, shots: bool = True) -> None:
             default="all",
             help="label space: all classes, the base half or the new half (base-to-new protocol)",
         )
+    if prompts:
+        add_prompt_args(g)
     g.add_argument(
         "--skip-corrupt", action="store_true", help="skip unreadable images with a warning instead of stopping"
     )
     g.add_argument("--num-workers", type=count, default=0, help="data-loader worker processes")
+
+
+def add_prompt_args(g) -> None:
+    """``--template`` and ``--classnames`` (the data group of every command that reads a dataset)."""
+    g.add_argument(
+        "--template",
+        default=None,
+        help='prompt template with one {} for the class name, e.g. "a photo of a {}, a type of flower." '
+        "(default: the dataset's own; used by zero-shot, KgCoOp's targets and ctx_init=template)",
+    )
+    g.add_argument(
+        "--classnames",
+        default=None,
+        metavar="FILE",
+        help="class names for the prompts: JSON {folder name: class name} or [names in label order], or a text "
+        "file of 'folder: name' lines or of names in label order",
+    )
+
+
+def add_label_space_args(p: argparse.ArgumentParser) -> None:
+    """The classes a trained run is asked about (``predict``, ``export``): names and the template for new ones."""
+    p.add_argument(
+        "--classnames",
+        default=None,
+        metavar="FILE|a,b,c",
+        help="the classes: a class-names file (JSON or text, see `train --help`) or a comma-separated list "
+        "(default: the trained classes; other classes are an unseen label space, without DePT's head)",
+    )
+    p.add_argument("--template", default=None, help="prompt template for the classes (default: the run's)")
+
+
+def add_verbosity_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress or informational output: only warnings and errors"
+    )
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging on the console")
 
 
 def add_backbone_args(p: argparse.ArgumentParser, inherit: bool = False) -> None:
@@ -155,6 +194,9 @@ def data_config(args: argparse.Namespace) -> DataConfig:
         subsample=getattr(args, "subsample", "all"),
         skip_corrupt=args.skip_corrupt,
         num_workers=args.num_workers,
+        template=getattr(args, "template", None),
+        templates_file=getattr(args, "templates_file", None),
+        classnames_file=getattr(args, "classnames", None),
     )
 
 
@@ -162,7 +204,7 @@ def data_options(args: argparse.Namespace) -> dict:
     """The data fields of :func:`vlprompt.config.make_config` from the data flags."""
     data = data_config(args)
     return {k: getattr(data, k) for k in ("data_root", "split_file", "shots", "seed", "subsample", "skip_corrupt",
-                                          "num_workers")}  # fmt: skip
+                                          "num_workers", "template", "templates_file", "classnames_file")}  # fmt: skip
 
 
 def backbone_options(args: argparse.Namespace) -> dict:

@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
         "exists on disk; prints image and class counts per split, or one line "
         "that says what to fix (exit status 2).",
     )
-    add_dataset_args(verify, shots=False)
+    add_dataset_args(verify, shots=False, prompts=False)
     verify.set_defaults(func=run_verify)
 
     fewshot = sub.add_parser(
@@ -37,7 +37,7 @@ def add_parser(subparsers) -> None:
         '{"train": [[relpath, label, classname], ...], "val": [...]} with '
         "relpaths as in the split file. Reads no image.",
     )
-    add_dataset_args(fewshot, shots=True)
+    add_dataset_args(fewshot, shots=True, prompts=False)
     fewshot.add_argument("--out", required=True, help="the JSON file to write")
     fewshot.set_defaults(func=run_fewshot)
 
@@ -52,11 +52,11 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_fewshot(args: argparse.Namespace) -> int:
     from vlprompt.data import build_dataset, fewshot_json
-    from vlprompt.fileio import check_output_file, write_text
+    from vlprompt.fileio import check_output_file, json_where, write_text
 
     if args.shots < 1:
         raise VLPromptError(f"--shots must be >= 1 for `vlprompt data fewshot` (got {args.shots})")
-    check_output_file(Path(args.out), "--out", "few-shot split", is_fewshot_json)
+    check_output_file(Path(args.out), "--out", "few-shot split", json_where(is_fewshot_json))
     dataset = build_dataset(
         args.dataset,
         args.data_root,

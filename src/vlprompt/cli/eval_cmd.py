@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlprompt.cli.common import add_backbone_args, add_dataset_args, add_run_args, backbone_options
+from vlprompt.cli.common import add_backbone_args, add_dataset_args, add_run_args, add_verbosity_args, backbone_options
 
 
 def add_parser(sub) -> None:
@@ -23,6 +23,7 @@ def add_parser(sub) -> None:
         help="seen = the trained classes (DePT fuses its head); auto decides from the class names",
     )
     p.add_argument("--save-logits", action="store_true", help="also write logits.safetensors")
+    add_verbosity_args(p)
     p.set_defaults(func=run)
 
 
@@ -37,6 +38,8 @@ def run(args) -> int:
         subsample=args.subsample,
         shots=args.shots,
         seed=args.seed,
+        template=args.template,
+        classnames_file=args.classnames,
         label_space=args.label_space,
         out=args.out,
         **backbone_options(args),
@@ -46,5 +49,6 @@ def run(args) -> int:
         skip_corrupt=args.skip_corrupt,
         num_workers=args.num_workers,
         save_logits=args.save_logits,
+        quiet=args.quiet,
     )
     return 0

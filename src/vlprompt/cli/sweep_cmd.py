@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vlprompt.cli.common import count, seed
+from vlprompt.cli.common import add_verbosity_args, count, seed
 
 
 def add_parser(sub) -> None:
@@ -46,6 +46,9 @@ def add_parser(sub) -> None:
         help="passed to every training run, e.g. --set train.epochs=1 (repeatable)",
     )
     g.add_argument("--num-workers", type=count, default=0, help="data-loader workers of each job")
+    g.add_argument("--template", default=None, help="prompt template with one {} for every job (see `train --help`)")
+    g.add_argument("--classnames", default=None, metavar="FILE", help="class-names file for every job")
+    g.add_argument("--templates", default=None, metavar="single|ensemble|FILE", help="the zero-shot runs' templates")
     g.add_argument("--dry-run", action="store_true", help="list the jobs and their state; run nothing")
     x = p.add_argument_group("where to run")
     x.add_argument("--launcher", choices=["local", "slurm"], default="local")
@@ -67,7 +70,17 @@ def add_parser(sub) -> None:
         default="slurm",
         help="local: submitit's local executor (the same code path on this machine, for testing)",
     )
+    add_verbosity_args(p)
     p.set_defaults(func=run)
+
+
+def job_args(args: argparse.Namespace) -> list:
+    """Flags every job gets: the prompts (files as absolute paths: jobs run from anywhere) and --verbose."""
+    from vlprompt.api import resolve_path
+
+    flags = ["--template", args.template] if args.template is not None else []
+    flags += ["--classnames", resolve_path(args.classnames)] if args.classnames else []
+    return flags + (["--verbose"] if args.verbose else [])
 
 
 def launcher_from_args(args: argparse.Namespace):
@@ -97,8 +110,10 @@ def launcher_from_args(args: argparse.Namespace):
 
 
 def run(args) -> int:
+    import io
     import sys
 
+    from vlprompt.api import resolve_path
     from vlprompt.sweep import build_spec, plan, run_sweep, states
     from vlprompt.sweep.progress import Progress
 
@@ -116,6 +131,8 @@ def run(args) -> int:
         sets=args.set,
         data_root=args.data_root,
         num_workers=args.num_workers,
+        job_args=job_args(args),
+        templates=args.templates if args.templates in (None, "single", "ensemble") else resolve_path(args.templates),
     )
     jobs = plan(spec)
     if args.dry_run:
@@ -127,7 +144,8 @@ def run(args) -> int:
         return 0
     launcher = launcher_from_args(args)
     done_before = sum(job.done for job in jobs)
-    progress = Progress(len(jobs), done_before=done_before, workers=min(launcher.workers, len(jobs)))
+    workers = min(launcher.workers, len(jobs))
+    progress = Progress(len(jobs), done_before, workers, stream=io.StringIO() if args.quiet else None)
     try:
         report = run_sweep(jobs, launcher, progress)
     except KeyboardInterrupt:

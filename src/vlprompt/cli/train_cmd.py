@@ -6,6 +6,7 @@ from vlprompt.cli.common import (
     add_backbone_args,
     add_dataset_args,
     add_run_args,
+    add_verbosity_args,
     backbone_options,
     count,
     data_options,
@@ -51,6 +52,14 @@ def add_parser(sub) -> None:
         metavar="SECTION.KEY=VALUE",
         help="override any setting, e.g. --set coop.n_ctx=4 --set nemesis.weight=10 (repeatable)",
     )
+    p.add_argument(
+        "--log",
+        action="append",
+        choices=["tensorboard"],
+        default=[],
+        help="also write TensorBoard event files under OUT/tb, per epoch (pip install 'vlprompt[tensorboard]')",
+    )
+    add_verbosity_args(p)
     p.set_defaults(func=run)
 
 
@@ -79,5 +88,5 @@ def config_from_args(args):
 def run(args) -> int:
     from vlprompt.api import train
 
-    train(config_from_args(args))
+    train(config_from_args(args), quiet=args.quiet, logs=args.log)
     return 0

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from vlprompt.cli.common import add_backbone_args, add_dataset_args, add_run_args, backbone_options, data_options
+from vlprompt.cli.common import (
+    add_backbone_args,
+    add_dataset_args,
+    add_run_args,
+    add_verbosity_args,
+    backbone_options,
+    data_options,
+)
+
+MODES = ("single", "ensemble")
 
 
 def add_parser(sub) -> None:
@@ -16,22 +25,31 @@ def add_parser(sub) -> None:
     add_run_args(p, batch_default=100)
     p.add_argument(
         "--templates",
-        choices=["single", "ensemble"],
         default="single",
-        help="the dataset's template, or the 7-template ensemble (+ the dataset's template)",
+        metavar="single|ensemble|FILE",
+        help="single: the dataset's template (or --template); ensemble: CoOp's 7 templates + it; FILE: your "
+        "ensemble (.txt one template per line, or a JSON list; each with one {})",
     )
     p.add_argument("--save-logits", action="store_true", help="also write logits.safetensors")
+    add_verbosity_args(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from vlprompt.api import zeroshot
     from vlprompt.config import make_config
+    from vlprompt.errors import VLPromptError
 
+    if args.templates not in MODES and not Path(args.templates).is_file():
+        raise VLPromptError(f"--templates {args.templates}: use single, ensemble or an existing templates file")
+    mode = args.templates if args.templates in MODES else "ensemble"
+    args.templates_file = None if args.templates in MODES else args.templates
     cfg = make_config(
         "zeroshot",
         args.dataset,
-        overrides=[f"zeroshot.templates={args.templates}"],
+        overrides=[f"zeroshot.templates={mode}"],
         out=args.out,
         **backbone_options(args),
         test_batch_size=args.batch_size,
@@ -39,5 +57,5 @@ def run(args) -> int:
         feature_cache=False if args.no_feature_cache else None,
         **data_options(args),
     )
-    zeroshot(cfg, save_logits=args.save_logits)
+    zeroshot(cfg, save_logits=args.save_logits, quiet=args.quiet)
     return 0

@@ -17,6 +17,7 @@ from typing import Optional, Union
 from vlprompt.data import benchmarks, custom, imagenet  # noqa: F401  (register the readers)
 from vlprompt.data.base import DATASETS, DatasetSplits, Datum
 from vlprompt.data.fewshot import fewshot_cache_path, fewshot_json, load_fewshot, sample_fewshot
+from vlprompt.data.overrides import apply_overrides
 from vlprompt.data.subsample import SUBSAMPLE_CHOICES, subsample_classes
 from vlprompt.data.templates import (
     IMAGENET_TEMPLATES,
@@ -91,13 +92,18 @@ def build_dataset(
     seed: int = 1,
     subsample: str = "all",
     split_file: Optional[PathLike] = None,
+    template: Optional[str] = None,
+    templates_file: Optional[PathLike] = None,
+    classnames_file: Optional[PathLike] = None,
     **options,
 ) -> DatasetSplits:
     """Read ``name``, sample ``shots`` per class with ``seed`` (0 = all images), then keep ``subsample``
-    (``all``, ``base`` or ``new``) classes: CoOp's order of operations."""
+    (``all``, ``base`` or ``new``) classes: CoOp's order of operations. ``template``, ``templates_file`` and
+    ``classnames_file`` replace the dataset's prompts and class names (:mod:`vlprompt.data.overrides`)."""
     if shots < 0:
         raise VLPromptError(f"--shots must be >= 0 (0 = all images), got {shots}")
     dataset = read_dataset(name, data_root, split_file=split_file, **options)
+    dataset = apply_overrides(dataset, template, templates_file, classnames_file)
     if shots and dataset.train:
         counts = Counter(d.label for d in dataset.train)
         most = max(counts.values())

@@ -35,7 +35,8 @@ class DatasetSplits:
 
     ``classnames[i]`` is the human-readable name of label ``i`` (dataset renaming rules applied, ``_``
     replaced by a space). ``template`` is the dataset's hand-crafted CoOp prompt (``CUSTOM_TEMPLATES``);
-    ``kgcoop_template`` is KgCoOp's (it differs only for DTD). ``extra`` carries reader-specific facts,
+    ``kgcoop_template`` is KgCoOp's (it differs only for DTD); ``templates`` is a user's template ensemble
+    (``--templates FILE``; None: CoOp's). ``extra`` carries reader-specific facts,
     e.g. ``imagenet_rows``: for ImageNet-A/-R, the row of each label in ImageNet's 1000 classes.
     ``fewshot_dir`` is where sampled few-shot splits are cached (``None``: never cached).
     """
@@ -48,6 +49,7 @@ class DatasetSplits:
     test: List[Datum]
     template: str = "a photo of a {}."
     kgcoop_template: Optional[str] = None
+    templates: Optional[List[str]] = None
     extra: Dict[str, object] = field(default_factory=dict)
     fewshot_dir: Optional[Path] = None
 

@@ -112,6 +112,8 @@ PROMPTSRC_TEMPLATES = ["a photo of a {}."] + [t for t in IMAGENET_TEMPLATES if t
 
 def ensemble_templates(dataset: DatasetSplits) -> List[str]:
     """CoOp's ``ZeroshotCLIP2`` ensemble: the 7 selected templates, plus the dataset's own template for
-    every dataset except ImageNet itself (its variants do get theirs)."""
+    every dataset except ImageNet itself (its variants do get theirs); a user's ensemble instead when given."""
+    if dataset.templates is not None:
+        return list(dataset.templates)
     extra = [] if dataset.name == "imagenet" else [dataset.template]
     return IMAGENET_TEMPLATES_SELECT + extra

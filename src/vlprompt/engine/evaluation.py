@@ -114,10 +114,9 @@ def evaluate(
 ) -> Evaluation:
     """Logits of ``task`` on ``items`` (batched; image-conditioned text in image chunks). ``cache``: a
     :class:`~vlprompt.engine.features.FeatureCache` used when the image tower carries no prompts."""
-    from tqdm.auto import tqdm
-
     from vlprompt.data.transforms import backbone_transform
     from vlprompt.engine import features as fc
+    from vlprompt.progress import progress as progress_bar
 
     task.eval()
     device = backbone.device
@@ -137,7 +136,7 @@ def evaluate(
             labels.append(y)
         index.append(valid.nonzero().flatten())
     else:
-        for batch in tqdm(loader(), desc="evaluating", leave=False, disable=not progress):
+        for batch in progress_bar(loader(), desc="evaluating", unit="batch", enabled=progress):
             if batch is None:  # every image of the batch was skipped (--skip-corrupt)
                 continue
             images, y, idx = batch

@@ -34,9 +34,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from vlprompt import fileio
+from vlprompt.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,13 @@ def cache_root() -> Path:
 
 
 def backbone_fingerprint(backbone) -> str:
-    """A short hash of the backbone's weights (a strided sample of every tensor), activation and preprocessing."""
+    """A short hash of the backbone's weights (a strided sample of every tensor, and its dtype: a half backbone
+    gives other features), activation and preprocessing."""
     h = hashlib.sha1()
     for name, tensor in backbone.clip.state_dict().items():
         flat = tensor.detach().flatten()
         step = max(1, flat.numel() // 1024)
-        h.update(name.encode())
+        h.update(f"{name}:{tensor.dtype}".encode())
         h.update(flat[::step].float().cpu().numpy().tobytes())
     # same weights under GELU and QuickGELU give different features
     quick_gelu = getattr(backbone.spec, "quick_gelu", None)
@@ -127,7 +128,7 @@ def encode_items(encode: Callable[[torch.Tensor], torch.Tensor], loader, n: int,
     """Run ``encode`` over an image loader of ``n`` items: ``{"features": [N, E], "labels": [N], "valid": [N]}`` in
     item order (``valid`` is False for images skipped as unreadable)."""
     feats, labels, index = [], [], []
-    with tqdm(total=n, desc=desc, unit="img", leave=False) as bar:
+    with progress(total=n, desc=desc, unit="img") as bar:
         for batch in loader:
             if batch is None:  # every image of the batch was skipped (--skip-corrupt)
                 continue

@@ -219,8 +219,10 @@ class RunDir:
             stale.unlink(missing_ok=True)
         handler = _RunLog(self.path / LOG)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger("vlprompt").addHandler(handler)
-        logging.getLogger("vlprompt").setLevel(logging.INFO)
+        logger = logging.getLogger("vlprompt")
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.INFO:  # --verbose keeps DEBUG
+            logger.setLevel(logging.INFO)
         self._handler = handler
         return self
 

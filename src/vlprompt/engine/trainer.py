@@ -1,8 +1,10 @@
 """One method-agnostic training loop with Dassl ``TrainerX`` semantics (the reference trainers' engine).
 
 * SGD (momentum 0.9, weight decay 5e-4, no Nesterov) over the task's trainable parameters, one group per
-  learning-rate multiplier; the LR of every group follows :func:`~vlprompt.engine.schedule.lr_at_epoch` and is
-  constant within an epoch (the reference steps its scheduler once, at the last batch of every epoch).
+  learning-rate multiplier; the groups' LRs follow :func:`~vlprompt.engine.schedule.group_lrs` (the warm-up LR
+  for every group, then multiplier × the cosine LR) and are constant within an epoch (the reference steps its
+  scheduler once, at the last batch of every epoch). Each epoch record holds ``lr`` (multiplier 1) and
+  ``lr_groups`` (every group's LR, in group order).
 * Each step asks the task for its loss terms (:meth:`~vlprompt.task.PromptTask.training_step`); the loop only sums,
   back-propagates, steps and logs. The last-epoch model is the result (no validation-based selection).
 * Randomness is re-seeded at every epoch start from ``(seed, epoch)``, and the full state (trainable tensors,
@@ -22,13 +24,14 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from vlprompt import fileio
 from vlprompt.engine.precision import autocast_context
-from vlprompt.engine.schedule import lr_at_epoch
+from vlprompt.engine.schedule import group_lrs, lr_at_epoch
 from vlprompt.engine.train_data import TrainData
 from vlprompt.errors import VLPromptError
+from vlprompt.progress import CONSOLE
+from vlprompt.progress import progress as progress_bar
 from vlprompt.task.types import StepInfo
 
 log = logging.getLogger(__name__)
@@ -95,9 +98,11 @@ def train(
     device: torch.device,
     evaluate: Optional[Callable[[int], Dict[str, float]]] = None,
     progress: bool = True,
+    on_epoch: Optional[Callable[[dict], None]] = None,
 ) -> List[dict]:
     """Train ``task`` for ``cfg.epochs`` epochs in run directory ``run``
-    (:class:`~vlprompt.engine.rundir.RunDir`); returns the per-epoch records."""
+    (:class:`~vlprompt.engine.rundir.RunDir`); returns the per-epoch records, each also passed to ``on_epoch``
+    (e.g. TensorBoard) once written to ``metrics.jsonl`` and checkpointed."""
     groups = task.param_groups(cfg.lr)
     if not groups:
         raise VLPromptError(f"method {task.method!r} has no trainable parameters; use `vlprompt zeroshot` instead")
@@ -112,10 +117,12 @@ def train(
         log.info("resuming from %s after epoch %d/%d", resume_path, start, cfg.epochs)
     for epoch in range(start, cfg.epochs):
         lr = lr_at_epoch(epoch, cfg.epochs, cfg.lr, cfg.warmup_epochs, cfg.warmup_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group["lr_scale"]
+        scales = [group["lr_scale"] for group in optimizer.param_groups]
+        lrs = group_lrs(epoch, cfg.epochs, cfg.lr, scales, cfg.warmup_epochs, cfg.warmup_lr)
+        for group, group_lr in zip(optimizer.param_groups, lrs):
+            group["lr"] = group_lr
         record = run_epoch(task, data, optimizer, cfg, seed, epoch, device, progress)
-        record.update({"epoch": epoch + 1, "lr": lr})
+        record.update({"epoch": epoch + 1, "lr": lr, "lr_groups": lrs})
         record.update(task.on_epoch_end(epoch, cfg.epochs))
         if evaluate is not None and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
             record.update({f"test_{k}": v for k, v in evaluate(epoch).items()})
@@ -126,8 +133,11 @@ def train(
             epoch + 1,
             cfg.epochs,
             " ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)),
+            extra=CONSOLE if progress else None,
         )
         save_resume(resume_path, task, optimizer, epoch + 1, history)
+        if on_epoch is not None:
+            on_epoch(record)
     return history
 
 
@@ -138,7 +148,7 @@ def run_epoch(task, data: TrainData, optimizer, cfg, seed: int, epoch: int, devi
     task.train()
     sums: Dict[str, float] = {}
     correct = seen = steps = 0
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
+    bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", enabled=progress, summary=False)
     for step, batch in enumerate(bar):
         if batch is None:  # every image of the batch was skipped (--skip-corrupt)
             continue

@@ -42,6 +42,9 @@ class PromptLearner(nn.Module):
     config_class: type = LearnerConfig
     #: parameter-name substrings kept in fp32 under ``--precision fp16`` (the references' fp32 exceptions)
     fp32_params: Tuple[str, ...] = ()
+    #: False when the reference trainer runs the method in fp32 even in its fp16 mode (VPT): ``--precision fp16``
+    #: then keeps the whole run in fp32
+    half_precision: bool = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -22,6 +22,8 @@ POSITIONS = ("end", "middle", "front")
 FEWSHOT_EPOCHS = {1: 50, 2: 100, 4: 100, 8: 200, 16: 200}
 #: zero-shot template modes
 TEMPLATE_MODES = ("single", "ensemble")
+#: ``ctx_init`` value that takes the init words and the text after the class name from the run's template
+TEMPLATE_INIT = "template"
 MAPLE_REPO = "MaPLe repository (Khattak et al., CVPR 2023)"
 
 
@@ -59,7 +61,11 @@ WORD_INIT = {"n_ctx": 4, "ctx_init": INIT_WORDS}
 @dataclass
 class CoOpConfig(LearnerConfig):
     n_ctx: int = setting(16, "context vectors M (with ctx_init: must equal its word count)")
-    ctx_init: str = setting("", "init words, e.g. 'a photo of a' (empty: random N(0, init_std²) context)")
+    ctx_init: str = setting(
+        "",
+        "init words, e.g. 'a photo of a' (empty: random N(0, init_std²) context); 'template': the words before {} "
+        "in the run's template, whose text after {} then follows the class name",
+    )
     csc: bool = setting(False, "class-specific context (one context per class)")
     class_token_position: str = setting("end", "end | middle | front")
     init_std: float = setting(0.02, "std of the random context init")
@@ -99,14 +105,15 @@ class CoOpConfig(LearnerConfig):
                 f"coop.ctx_init {self.ctx_init!r} has {len(words.split())} words but coop.n_ctx={self.n_ctx}; "
                 f"the context takes one vector per word: --set coop.n_ctx={len(words.split())}"
             )
-        if words and self.csc:
+        if (words or self.ctx_init.strip() == TEMPLATE_INIT) and self.csc:
             raise VLPromptError("coop.csc does not apply with coop.ctx_init (the reference ignores it): drop one")
         if not self.init_std > 0:
             raise VLPromptError(f"coop.init_std must be > 0, got {self.init_std}")
 
     @property
     def init_words(self) -> str:
-        return self.ctx_init.replace("_", " ").strip()
+        """The init words (none for ``template``: they come from the label space's template)."""
+        return "" if self.ctx_init.strip() == TEMPLATE_INIT else self.ctx_init.replace("_", " ").strip()
 
 
 _COCOOP = {"train": {"batch_size": 1, "lr": 0.002, "epochs": 10}, "cocoop": {"n_ctx": 4, "ctx_init": INIT_WORDS}}
@@ -132,7 +139,11 @@ class CoCoOpConfig(CoOpConfig):
 class LPTConfig(LearnerConfig):
     n_ctx_text: int = setting(4, "text prompt vectors n_t per block")
     depth_text: int = setting(12, "text prompt depth J_t (prompts in blocks 0..J_t-1)")
-    ctx_init: str = setting(INIT_WORDS, "its first n_t tokens initialise P_0 (random when it has fewer)")
+    ctx_init: str = setting(
+        INIT_WORDS,
+        "its first n_t tokens initialise P_0 (random when it has fewer); 'template': the words before {} in the "
+        "run's template, whose text after {} then follows the class name",
+    )
     init_std: float = setting(0.02, "std of the random prompt init")
 
     presets = {

@@ -16,7 +16,7 @@ from torch import nn
 from vlprompt.errors import VLPromptError
 from vlprompt.methods.base import LabelSpace, PromptLearner
 from vlprompt.methods.configs import CoOpConfig
-from vlprompt.methods.prompts import ClassPrompts, init_context_from_words, placeholder_prefix
+from vlprompt.methods.prompts import ClassPrompts, init_context_from_words, placeholder_prefix, prompt_text
 
 
 class CoOp(PromptLearner):
@@ -32,10 +32,16 @@ class CoOp(PromptLearner):
     def __init__(self, backbone, config: CoOpConfig, space: LabelSpace):
         super().__init__(backbone, config, space)
         width = backbone.text_width
-        if config.init_words:
+        words, self.ending = prompt_text(config.ctx_init, space.template)
+        if words and len(words.split()) != config.n_ctx:  # only ctx_init=template gets here (see CoOpConfig)
+            raise VLPromptError(
+                f"{self.name}.ctx_init=template: the template {space.template!r} has {len(words.split())} words before "
+                f"{{}} but {self.name}.n_ctx={config.n_ctx}; --set {self.name}.n_ctx={len(words.split())}"
+            )
+        if words:
             self.n_ctx = config.n_ctx
-            ctx = init_context_from_words(backbone, config.init_words, self.n_ctx)
-            self.prefix_text = config.init_words
+            ctx = init_context_from_words(backbone, words, self.n_ctx)
+            self.prefix_text = words
             self.csc = False
         else:
             self.n_ctx = config.n_ctx
@@ -54,7 +60,7 @@ class CoOp(PromptLearner):
                 f"and cannot be evaluated on these {len(space)}; train a generic context (coop.csc=false) for transfer"
             )
         self.classnames = list(space.classnames)
-        self.prompts = ClassPrompts(self.backbone, space.classnames, self.prefix_text, self.n_ctx)
+        self.prompts = ClassPrompts(self.backbone, space.classnames, self.prefix_text, self.n_ctx, self.ending)
 
     def text_features(self, image_features=None, hook=None):
         return self.prompts.encode(self.param("ctx"), self.config.class_token_position, hook=hook)

@@ -29,7 +29,7 @@ from vlprompt.methods.deep_prompts import (
     vision_depth,
     vision_prompts,
 )
-from vlprompt.methods.prompts import ClassPrompts
+from vlprompt.methods.prompts import ClassPrompts, prompt_text
 
 
 class LPT(PromptLearner):
@@ -54,15 +54,17 @@ class LPT(PromptLearner):
 
     def __init__(self, backbone, config, space: LabelSpace):
         super().__init__(backbone, config, space)
-        self.build_text(*self.text_settings(config))
+        self.build_text(*self.text_settings(config), space.template)
         self.build_vision(config)
         self.set_classnames(space)
 
-    def build_text(self, n_ctx: int, depth: int, settings: Tuple[str, str]) -> None:
-        """P_0 = ``ctx`` and P_1..P_{J−1} = ``text_deep`` (config ``ctx_init``, ``init_std``)."""
+    def build_text(self, n_ctx: int, depth: int, settings: Tuple[str, str], template: str) -> None:
+        """P_0 = ``ctx`` and P_1..P_{J−1} = ``text_deep`` (config ``ctx_init``, ``init_std``; ``template``: the label
+        space's, for ``ctx_init="template"``)."""
         bb, cfg = self.backbone, self.config
         check_prompts(n_ctx, depth, *settings)
-        ctx, self.prefix_text = text_context(bb, cfg.ctx_init, n_ctx, cfg.init_std)
+        words, self.ending = prompt_text(cfg.ctx_init, template)
+        ctx, self.prefix_text = text_context(bb, words, n_ctx, cfg.init_std)
         self.ctx = nn.Parameter(ctx)
         depth = clamp_depth(depth, bb.text_layers, settings[1])
         self.text_deep = deep_parameter(depth, n_ctx, bb.text_width, cfg.init_std, bb.device)
@@ -72,7 +74,7 @@ class LPT(PromptLearner):
 
     def set_classnames(self, space: LabelSpace) -> None:
         self.classnames = list(space.classnames)
-        self.prompts = ClassPrompts(self.backbone, space.classnames, self.prefix_text, self.ctx.shape[0])
+        self.prompts = ClassPrompts(self.backbone, space.classnames, self.prefix_text, self.ctx.shape[0], self.ending)
 
     def text_features(self, image_features=None, hook=None):
         return self.prompts.encode(self.param("ctx"), deep_prompts=per_block(self.param("text_deep")), hook=hook)

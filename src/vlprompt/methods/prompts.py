@@ -1,8 +1,9 @@
 """Class-prompt assembly shared by every learned-context text prompt (CoOp, Zhou et al., IJCV 2022, Sec. 3.2).
 
-For each class ``k`` the prompt *string* is ``prefix + " " + name_k + "."`` where ``prefix`` is either the
+For each class ``k`` the prompt *string* is ``prefix + " " + name_k + ending`` where ``prefix`` is either the
 init words (``a photo of a``) or ``n_ctx`` copies of the placeholder ``X`` (one BPE token each), so the
-tokenized prompt reserves exactly ``n_ctx`` positions after SOS. The frozen token embeddings of these
+tokenized prompt reserves exactly ``n_ctx`` positions after SOS, and ``ending`` is ``"."`` — or, with
+``ctx_init="template"`` (:func:`prompt_text`), the text after ``{}`` in the run's template. The frozen token embeddings of these
 strings give two class-dependent *buffers* that are rebuilt from the class names and never saved:
 
 * ``prefix``: position 0 (SOS), ``[K, 1, D]``;
@@ -20,13 +21,14 @@ partial init); those are encoded once (``PromptableCLIP.encode_text_shared``) wh
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from vlprompt.backbones.adapter import maybe_checkpoint
 from vlprompt.errors import VLPromptError
+from vlprompt.methods.configs import TEMPLATE_INIT
 
 PLACEHOLDER = "X"
 
@@ -39,16 +41,26 @@ def placeholder_prefix(n_ctx: int) -> str:
     return " ".join([PLACEHOLDER] * n_ctx)
 
 
+def prompt_text(ctx_init: str, template: str) -> Tuple[str, str]:
+    """``(init words, ending)`` of a learned prompt: ``ctx_init`` (``_`` read as a space) and ``"."`` as in the
+    references, or for ``ctx_init="template"`` the label space's template split at ``{}``: ``"a photo of a {}, a
+    type of flower."`` -> ``("a photo of a", ", a type of flower.")`` (words before ``{}`` may be none)."""
+    if ctx_init.strip() == TEMPLATE_INIT:
+        before, after = template.split("{}", 1)
+        return before.strip(), after
+    return ctx_init.replace("_", " ").strip(), "."
+
+
 class ClassPrompts(nn.Module):
     """Tokenized class prompts and their frozen prefix/suffix embedding buffers."""
 
-    def __init__(self, backbone, classnames: Sequence[str], prefix: str, n_ctx: int):
+    def __init__(self, backbone, classnames: Sequence[str], prefix: str, n_ctx: int, ending: str = "."):
         super().__init__()
         object.__setattr__(self, "backbone", backbone)  # shared and frozen: not a sub-module
         self.n_ctx = n_ctx
         names = [clean_classname(c) for c in classnames]
         self.classnames: List[str] = names
-        texts = [f"{prefix} {name}." if prefix else f"{name}." for name in names]
+        texts = [f"{prefix} {name}{ending}" if prefix else f"{name}{ending}" for name in names]
         ids = backbone.tokenize(texts)
         if bool(ids[:, -1].ne(0).any()):
             raise VLPromptError(

@@ -1,6 +1,9 @@
 """Deep vision prompting, ``vpt`` (VPT-deep, Jia et al., "Visual Prompt Tuning", ECCV 2022, on CLIP as in the
 MaPLe repository): per-layer prompts in the image tower (:mod:`vlprompt.methods.deep_prompts`); the text side is the
-fixed classifier of ``"a photo of a {name}."`` computed with the frozen text tower.
+fixed classifier of ``"a photo of a {name}."`` computed with the frozen text tower (for every dataset, as in the
+reference; a ``--template`` does not change it). The reference VPT trainer runs fp32 whatever its precision
+setting (its ``load_clip_to_cpu`` returns ``model.float()``), so ``--precision fp16`` keeps a ``vpt`` run in fp32
+(``half_precision = False``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ VPT_TEMPLATE = "a photo of a {}."
 
 
 class VPT(PromptLearner):
-    fp32_params = ("vision_ctx", "vision_deep")
+    half_precision = False
 
     @classmethod
     def capabilities(cls, config, backbone):

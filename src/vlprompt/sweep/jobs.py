@@ -37,6 +37,9 @@ class SweepSpec:
     pretrained: Optional[str] = None
     sets: Tuple[str, ...] = ()
     num_workers: int = 0
+    #: flags for every job (--template, --classnames, --verbose); zero-shot jobs' --templates
+    job_args: Tuple[str, ...] = ()
+    templates: Optional[str] = None
 
     @property
     def proto(self) -> Protocol:
@@ -103,7 +106,7 @@ def train_job(spec: SweepSpec, method: str, dataset: str, shots: int, seed: int)
     argv += ["--protocol", "xd" if spec.protocol == "dg" else spec.protocol]  # dg evaluates the xd source runs
     for pair in spec.sets:
         argv += ["--set", pair]
-    return Job(key, Path(spec.root), tuple(argv))
+    return Job(key, Path(spec.root), tuple(argv + list(spec.job_args)))
 
 
 def eval_job(spec: SweepSpec, train: Job, target: str) -> Job:
@@ -113,14 +116,16 @@ def eval_job(spec: SweepSpec, train: Job, target: str) -> Job:
     if train.key.method == ZEROSHOT:
         return zeroshot_job(spec, key, dataset, subsample)
     argv = ["eval", "--run", str(train.path), *_data_args(spec, dataset), "--subsample", subsample]
-    argv += ["--out", str(key.path(spec.root))]
+    argv += ["--out", str(key.path(spec.root)), *spec.job_args]
     return Job(key, Path(spec.root), tuple(argv), deps=(train.key,))
 
 
 def zeroshot_job(spec: SweepSpec, key: RunKey, dataset: str, subsample: str) -> Job:
     """``vlprompt zeroshot`` on a label space (``--set`` overrides are for training runs and do not apply)."""
     argv = ["zeroshot", *_data_args(spec, dataset), "--subsample", subsample, *_backbone_args(spec)]
-    argv += ["--out", str(key.path(spec.root))]
+    argv += ["--out", str(key.path(spec.root)), *spec.job_args]
+    if spec.templates:
+        argv += ["--templates", spec.templates]
     return Job(key, Path(spec.root), tuple(argv))
 
 

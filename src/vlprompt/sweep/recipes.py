@@ -140,9 +140,12 @@ def build_spec(
     sets: Sequence[str] = (),
     data_root: Optional[str] = None,
     num_workers: int = 0,
+    job_args: Sequence[str] = (),
+    templates: Optional[str] = None,
 ) -> SweepSpec:
     """A sweep from explicit values, falling back to the recipe's, then to the protocol's defaults.
-    ``sets`` (``--set``) apply to every training run."""
+    ``sets`` (``--set``) apply to every training run, ``job_args`` to every job, ``templates`` (``--templates``)
+    to the zero-shot runs."""
     r = get_recipe(recipe) if recipe else None
     protocol = protocol or (r.protocol if r else None)
     if not protocol:
@@ -165,4 +168,6 @@ def build_spec(
         pretrained=pretrained or weights,
         sets=tuple(sets),
         num_workers=num_workers,
+        job_args=tuple(job_args),
+        templates=templates,
     )

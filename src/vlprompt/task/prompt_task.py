@@ -106,9 +106,9 @@ class PromptTask(nn.Module):
         return terms
 
     def training_step(self, inputs: torch.Tensor, labels: torch.Tensor, step: StepInfo, features: bool) -> StepResult:
-        """Forward one batch (images, or cached image features when ``features``) and return its loss terms,
-        logits and the add-ons' step report."""
-        out = self(image_features=inputs) if features else self(images=inputs)
+        """Forward one batch (images, or cached image features when ``features``: stored in fp32, used in the
+        backbone's dtype) and return its loss terms, logits and the add-ons' step report."""
+        out = self(image_features=inputs.to(self.backbone.dtype)) if features else self(images=inputs)
         losses = self.loss_terms(out, labels, step)
         report: Dict[str, float] = {}
         for addon in self.addons.values():

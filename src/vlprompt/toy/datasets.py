@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from vlprompt.data.base import DATASETS, DatasetSplits, Datum
+from vlprompt.progress import progress
 from vlprompt.toy import WORLD_VERSION
 
 if TYPE_CHECKING:
@@ -111,11 +112,9 @@ def toy_dataset_dir(name: str, data_root: Optional[Path] = None) -> Path:
 
 
 def _generate(spec: ToySpec, out: Path) -> None:
-    from tqdm import tqdm
-
     split_file: Dict[str, list] = {}
     total = sum(spec.per_class) * len(spec.classes)
-    with tqdm(total=total, desc=f"generating {spec.name}", unit="img") as bar:
+    with progress(total=total, desc=f"generating {spec.name}", unit="img") as bar:
         for split, count in zip(SPLITS, spec.per_class):
             rows = split_file.setdefault(split, [])
             for label, classname in enumerate(spec.classnames):
