@@ -352,6 +352,12 @@ CASES = [
         ],
         "is a folder",
     ),
+    Case(
+        "export-out-unrelated-file",
+        lambda c: ["export", "--run", str(c.run), "--out", str(_files(c, "mine.safetensors") / "mine.safetensors")],
+        "mine.safetensors",
+    ),
+    Case("predict-topk-zero", lambda c: ["predict", "--run", str(c.run), str(c.folder), "--topk", "0"], "--topk"),
     Case("demo-out-is-a-file", lambda c: ["demo", "--out", str(_files(c, "demo.txt") / "demo.txt")], "demo.txt"),
     Case(
         "analyze-out-is-a-folder",
