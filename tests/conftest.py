@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import example_addon  # noqa: F401  (registers the example add-on of CONTRIBUTING.md: the matrix must pick it up)
+from cli_runs import train_argv
 from tiny_models import TINY_RN, TINY_VIT, save_tiny
 
 # tests never touch the network: a tag lookup must fail immediately instead of trying the hub
@@ -73,3 +74,17 @@ def cli_env(tmp_path, monkeypatch, tiny_vit_files):
     monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
     cfg, weights = tiny_vit_files
     return ["--backbone", str(cfg), "--pretrained", str(weights)]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tiny_vit_files, tiny_folder):
+    """A finished one-epoch CoOp run on ``tiny_folder`` (``cli_runs.train_argv`` with the tiny ViT); read-only:
+    copy it to change it."""
+    from vlprompt.cli import main
+
+    root = tmp_path_factory.mktemp("trained")
+    cfg, weights = tiny_vit_files
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VLPROMPT_CACHE", str(root / "cache"))
+        assert main(train_argv(root / "run", tiny_folder, ["--backbone", str(cfg), "--pretrained", str(weights)])) == 0
+    return root / "run"

@@ -7,10 +7,11 @@ import math
 import pytest
 import torch
 
-from vlprompt.addons.gpa import GPAConfig, gpa_weights
-from vlprompt.addons.kg import KgConfig, kg_loss
-from vlprompt.addons.promptsrc import SrcConfig, src_losses
-from vlprompt.methods.coop import CoOpConfig
+from vlprompt.addons.configs import GPAConfig, KgConfig, SrcConfig
+from vlprompt.addons.gpa import gpa_weights
+from vlprompt.addons.kg import kg_loss
+from vlprompt.addons.promptsrc import src_losses
+from vlprompt.methods.configs import CoOpConfig
 from vlprompt.task import LabelSpace, PromptTask, StepInfo
 
 SPACE = LabelSpace(

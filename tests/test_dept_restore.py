@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vlprompt.addons.dept import DePTConfig, dept_fused_logits, film, head_inputs
-from vlprompt.addons.restore import RestoreConfig
+from vlprompt.addons.configs import DePTConfig, RestoreConfig
+from vlprompt.addons.dept import dept_fused_logits, film, head_inputs
 from vlprompt.addons.restore_code import calibrate, fs_loss_code, shift_ratio, updated_ratios
 from vlprompt.addons.restore_paper import block_shift, fs_loss_paper, shift_norm, surgery_alpha
 from vlprompt.errors import VLPromptError
-from vlprompt.methods.coop import CoOpConfig
+from vlprompt.methods.configs import CoOpConfig
 from vlprompt.task import LabelSpace, PromptTask, StepInfo
 
 SPACE = LabelSpace(["red circle", "green square", "blue star"])

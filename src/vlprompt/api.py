@@ -7,28 +7,34 @@ objects — and the ``vlprompt`` command line is a thin layer over them. Runs wr
 
 Order of work in :func:`train` (nothing is written before the configuration, the data and the model are known to
 be valid): resolve the run's identity → refuse a foreign or different ``--out``, or return at once if the run is
-finished → read the data → load the backbone → build the task (and set its ``--init-from`` starting values) → open
-the run directory (marker, lock) → train → save the weights → evaluate.
+finished (importing no model library) → read and check the data (splits, classes, image files) → check the resume
+checkpoint of an interrupted run → join the process group (several processes) → load the backbone → build the task
+(and set its ``--init-from`` starting values) → open the run directory (marker, lock) → train → save the weights →
+evaluate.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
-
-import torch
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
 from vlprompt import __version__
 from vlprompt.config import BackboneConfig, DataConfig, RunConfig, make_config, to_dict
 from vlprompt.engine.labels import eval_label_space, label_space
 from vlprompt.engine.rundir import CONFIG, RESULTS, RunDir
 from vlprompt.errors import VLPromptError
-from vlprompt.task import LabelSpace, PromptTask
+from vlprompt.task import LabelSpace
+
+if TYPE_CHECKING:  # torch and the task are imported where a model is built, so checks before that stay fast
+    import torch
+
+    from vlprompt.task import PromptTask
 
 log = logging.getLogger("vlprompt")
 
@@ -106,8 +112,10 @@ def run_identity(cfg: RunConfig) -> Dict[str, Any]:
 
 
 def load_data(data: DataConfig, *, need_train: bool = False):
-    """The (few-shot, subsampled) dataset of ``data``; empty splits are one-line errors before any work."""
+    """The (few-shot, subsampled) dataset of ``data``, checked before any work (empty splits, a single class,
+    classes without training images, missing image files unless ``skip_corrupt``: one-line errors)."""
     from vlprompt.data import build_dataset
+    from vlprompt.data.verify import check_usable
 
     dataset = build_dataset(
         data.dataset, data.data_root, shots=data.shots, seed=data.seed, subsample=data.subsample,
@@ -115,10 +123,7 @@ def load_data(data: DataConfig, *, need_train: bool = False):
         classnames_file=data.classnames_file,
     )  # fmt: skip
     where = f"--dataset {data.dataset}" + (f" --subsample {data.subsample}" if data.subsample != "all" else "")
-    if not dataset.test:
-        raise VLPromptError(f"{where}: the test split is empty; check the dataset folder or split file")
-    if need_train and not dataset.train:
-        raise VLPromptError(f"{where}: the train split is empty; training needs train images")
+    check_usable(dataset, where, ("test", "train") if need_train else ("test",), check_files=not data.skip_corrupt)
     return dataset
 
 
@@ -153,10 +158,31 @@ def backbone_record(backbone) -> Dict[str, Any]:
     spec = backbone.spec
     return {
         "backbone": spec.backbone,
+        "architecture": architecture_id(spec.config),
         "pretrained": spec.pretrained,
         "quick_gelu": spec.quick_gelu,
         "activation_reason": spec.activation_reason,
     }
+
+
+def architecture_id(config: Dict[str, Any]) -> str:
+    """A hash of an open_clip model config, activation excluded: equal for every spelling of one architecture
+    (a model name, its ``-quickgelu`` variant, a copy of its config JSON)."""
+    arch = {k: v for k, v in config.items() if k != "quick_gelu"}
+    return hashlib.sha1(json.dumps(arch, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _check_architecture(trained: Dict[str, Any], backbone: Optional[str], run: Path) -> None:
+    """Refuse ``--backbone`` naming another architecture than the one run ``run`` was trained on."""
+    if backbone is None or "architecture" not in trained:
+        return
+    from vlprompt.backbones.loading import resolve_config
+
+    if architecture_id(resolve_config(backbone)[0]) != trained["architecture"]:
+        raise VLPromptError(
+            f"--backbone {backbone} is not the architecture {run} was trained on ({trained['backbone']}); "
+            "drop --backbone to use the run's own (another architecture's features do not fit its prompts)"
+        )
 
 
 def data_fingerprint(dataset) -> str:
@@ -175,6 +201,7 @@ def environment() -> Dict[str, Any]:
     import platform
 
     import open_clip
+    import torch
 
     return {
         "vlprompt": __version__,
@@ -190,6 +217,7 @@ def build_task(backbone, cfg: RunConfig, space: LabelSpace) -> PromptTask:
     run's text-encoding settings (shared prefix, chunk size, causal truncation, fp16 prompt rounding) applied to the
     backbone."""
     from vlprompt.engine.precision import apply_fp16
+    from vlprompt.task import PromptTask
 
     backbone.shared_prefix, backbone.text_chunk = cfg.train.shared_prefix, cfg.train.text_chunk
     backbone.causal_truncation = cfg.train.causal_truncation
@@ -291,6 +319,14 @@ def finished(out: Optional[PathLike], kind: str, identity: Dict, quiet: bool = F
     return results
 
 
+def _check_resume(out: Path) -> None:
+    """Refuse a damaged resume checkpoint of an interrupted run before any work (one line)."""
+    from vlprompt.engine.trainer import RESUME_FILE, read_resume
+
+    if (out / RESUME_FILE).is_file():
+        read_resume(out / RESUME_FILE)
+
+
 def _feature_cache(backbone, enabled: bool):
     from vlprompt.engine.features import FeatureCache
 
@@ -307,22 +343,6 @@ def train(cfg: RunConfig, *, quiet: bool = False, save_logits: bool = False, log
 
     In a process started by ``torchrun`` (or ``vlprompt train --nproc N``) the run is shared by all processes of the
     group (:mod:`vlprompt.engine.distributed`): same result, rank 0 writes the files and prints."""
-    from vlprompt.engine import distributed
-
-    with distributed.process_group(cfg.backbone.device):
-        return _train(cfg, quiet or not distributed.is_main(), save_logits, logs)
-
-
-def _train(cfg: RunConfig, quiet: bool, save_logits: bool, logs: Sequence[str]) -> Run:
-    from vlprompt.engine import distributed
-    from vlprompt.engine import features as fc
-    from vlprompt.engine.evaluation import evaluate as run_evaluation
-    from vlprompt.engine.precision import resolve_precision
-    from vlprompt.engine.train_data import train_stream
-    from vlprompt.engine.trainer import RESUME_FILE, seed_everything
-    from vlprompt.engine.trainer import train as run_training
-    from vlprompt.engine.weights import save_weights
-
     if cfg.out is None:
         raise VLPromptError("RunConfig.out is required: the run directory to write (--out)")
     unknown = sorted(set(logs) - set(LOGS))
@@ -337,6 +357,25 @@ def _train(cfg: RunConfig, quiet: bool, save_logits: bool, logs: Sequence[str]) 
     if done is not None:
         return Run(out, cfg, done)
     dataset = load_data(cfg.data, need_train=True)
+    _check_resume(out)
+
+    from vlprompt.engine import distributed
+
+    with distributed.process_group(cfg.backbone.device):
+        return _train(cfg, out, identity, dataset, quiet or not distributed.is_main(), save_logits, logs)
+
+
+def _train(cfg: RunConfig, out: Path, identity, dataset, quiet: bool, save_logits: bool, logs: Sequence[str]) -> Run:
+    """:func:`train` once the configuration and the data are known to be valid, inside the process group."""
+    from vlprompt.engine import distributed
+    from vlprompt.engine import features as fc
+    from vlprompt.engine.evaluation import evaluate as run_evaluation
+    from vlprompt.engine.precision import resolve_precision
+    from vlprompt.engine.train_data import train_stream
+    from vlprompt.engine.trainer import RESUME_FILE, seed_everything
+    from vlprompt.engine.trainer import train as run_training
+    from vlprompt.engine.weights import save_weights
+
     backbone = load_backbone(cfg.backbone, quiet=quiet)
     distributed.share_random_backbone(backbone)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train))
@@ -403,9 +442,6 @@ def _epoch_board(logs: Sequence[str], out: Path, task):
 def zeroshot(cfg: RunConfig, *, quiet: bool = False, save_logits: bool = False) -> Results:
     """Zero-shot CLIP (``cfg.method`` = ``zeroshot``) on ``cfg.data``'s test split; writes a run directory when
     ``cfg.out`` is set."""
-    from vlprompt.engine.evaluation import evaluate as run_evaluation
-    from vlprompt.engine.precision import resolve_precision
-
     if cfg.method != "zeroshot":
         raise VLPromptError(f"vlprompt.zeroshot needs method 'zeroshot', got {cfg.method!r}; use vlprompt.train")
     identity = run_identity(cfg)
@@ -414,6 +450,10 @@ def zeroshot(cfg: RunConfig, *, quiet: bool = False, save_logits: bool = False) 
     if done is not None:
         return done
     dataset = load_data(cfg.data)
+
+    from vlprompt.engine.evaluation import evaluate as run_evaluation
+    from vlprompt.engine.precision import resolve_precision
+
     backbone = load_backbone(cfg.backbone, quiet=quiet)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train))
     cfg.train.precision = resolve_precision(cfg.train.precision, backbone.device)
@@ -494,6 +534,7 @@ def open_trained(
         )
     cfg = RunConfig.from_dict(meta["run_config"])
     trained = meta["backbone"]
+    _check_architecture(trained, backbone, path)
     source = trained["pretrained"]
     reason = None
     if quick_gelu is None and backbone is None and trained.get("quick_gelu") is not None:
@@ -724,6 +765,7 @@ class LoadedRun:
 
     def images_to_tensor(self, images: Sequence[Union[str, Path, Any]]) -> torch.Tensor:
         """A batch from image paths or PIL images, with the backbone's test transform."""
+        import torch
         from PIL import Image
 
         from vlprompt.data.images import load_rgb
@@ -741,7 +783,6 @@ class LoadedRun:
                 raise VLPromptError(f"cannot read image {image}: {exc}") from None
         return torch.stack(loaded)
 
-    @torch.no_grad()
     def predict(
         self,
         images: Union[torch.Tensor, Sequence[Union[str, Path, Any]]],
@@ -751,12 +792,15 @@ class LoadedRun:
     ) -> Prediction:
         """Logits of ``images`` (paths, PIL images, or a preprocessed ``[B, 3, H, W]`` tensor) over ``classnames``
         (default: the trained classes); other class names use the similarity head (label space unseen)."""
+        import torch
+
         space = self.task_for(classnames, template).space
         batch = images if isinstance(images, torch.Tensor) else self.images_to_tensor(images)
-        logits = [
-            self._task.predict(images=batch[s : s + batch_size].to(self.backbone.device)).float().cpu()
-            for s in range(0, len(batch), batch_size)
-        ]
+        with torch.no_grad():
+            logits = [
+                self._task.predict(images=batch[s : s + batch_size].to(self.backbone.device)).float().cpu()
+                for s in range(0, len(batch), batch_size)
+            ]
         return Prediction(torch.cat(logits), list(space.classnames))
 
 

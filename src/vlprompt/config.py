@@ -129,16 +129,20 @@ class TrainConfig:
         _require(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
         _require(self.max_epochs >= 0, f"train.max_epochs must be >= 0 (0 = no cap), got {self.max_epochs}")
         _require(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
-        for name in ("lr", "warmup_lr"):
+        for name, label in (("lr", "--lr (train.lr)"), ("warmup_lr", "train.warmup_lr")):
             value = getattr(self, name)
-            _require(math.isfinite(value) and value > 0, f"train.{name} must be a positive number, got {value}")
+            _require(math.isfinite(value) and value > 0, f"{label} must be a positive number, got {value}")
         _require(self.weight_decay >= 0 and self.momentum >= 0, "train.momentum and train.weight_decay must be >= 0")
         _require(self.warmup_epochs >= 0, f"train.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         _require(self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}")
         _require(self.feature_pool >= 0, f"--feature-pool must be >= 0, got {self.feature_pool}")
         _require(self.text_chunk >= 0, f"train.text_chunk must be >= 0 (0 = automatic), got {self.text_chunk}")
         _require(self.eval_every >= 0, f"--eval-every must be >= 0, got {self.eval_every}")
-        _require(self.test_batch_size >= 1 and self.eval_chunk >= 1, "train.test_batch_size and eval_chunk >= 1")
+        _require(
+            self.test_batch_size >= 1 and self.eval_chunk >= 1,
+            f"train.test_batch_size (--batch-size of zeroshot/eval) and train.eval_chunk must be >= 1, "
+            f"got {self.test_batch_size} and {self.eval_chunk}",
+        )
 
 
 #: the fixed sections of a run besides its components
@@ -266,8 +270,8 @@ class RunConfig:
         composition = parse_method(d["method"])
         stored = d.get("components") or {}
         components = {}
-        for name, component in composition.classes():
-            components[name] = make_section(component.config_class, stored.get(name) or {}, name)
+        for name, config_class in composition.configs():
+            components[name] = make_section(config_class, stored.get(name) or {}, name)
         return cls(
             method=d["method"],
             data=make_section(DataConfig, d.get("data") or {}, "data"),
@@ -343,7 +347,7 @@ def make_config(
     from vlprompt.task.composition import parse_method
 
     composition = parse_method(method)
-    classes = dict(composition.classes())
+    configs = composition.configs()
     flags: Dict[str, Dict[str, Any]] = {"data": {"dataset": dataset}, "backbone": {}, "train": {}}
     train_fields, data_fields = set(_field_types(TrainConfig)), set(_field_types(DataConfig))
     for key, value in options.items():
@@ -356,7 +360,7 @@ def make_config(
         else:
             known = sorted(data_fields | train_fields | set(_BACKBONE_OPTIONS))
             raise VLPromptError(f"unknown run option {key!r}; known: {', '.join(known)}")
-    sections = {**SECTIONS, **{name: cls.config_class for name, cls in classes.items()}}
+    sections = {**SECTIONS, **dict(configs)}
     parsed = []
     for pair in overrides:
         section, key, value = parse_override(pair)
@@ -368,7 +372,7 @@ def make_config(
         parsed.append((section, key, coerce(value, types[key], f"{section}.{key}")))
     shots = flags["data"].get("shots") or 0
     resolution = resolve(
-        list(classes.values()),
+        configs,
         protocol=protocol,
         preset=preset,
         dataset=dataset,

@@ -30,6 +30,9 @@ from vlprompt import fileio
 from vlprompt.addons.base import AddOn
 from vlprompt.errors import VLPromptError
 
+#: the ``format`` entry of an exported classifier's safetensors metadata
+FORMAT = "vlprompt-classifier-1"
+
 PathLike = Union[str, Path]
 USE_PREDICT = "use `vlprompt predict` (or vlprompt.load_run(...).predict) instead"
 
@@ -78,7 +81,7 @@ def classifier_head(model, classnames: Optional[Sequence[str]] = None, template:
         )
     spec = model.backbone.spec
     metadata = {
-        "format": "vlprompt-classifier-1",
+        "format": FORMAT,
         "classnames": json.dumps(list(task.space.classnames)),
         "method": task.method,
         "template": task.space.template,
@@ -100,10 +103,19 @@ def export_classifier(
 
     from vlprompt.api import load_run
 
-    tensors, metadata = classifier_head(load_run(run, **load), classnames, template)
     out = Path(out)
-    try:
-        fileio.atomic_write(out, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
-    except OSError as exc:
-        raise VLPromptError(f"cannot write --out {out}: {exc.strerror or exc}; choose a writable path") from None
+    fileio.check_output_file(out, "--out", "classifier", is_classifier)
+    tensors, metadata = classifier_head(load_run(run, **load), classnames, template)
+    fileio.atomic_write(out, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     return out, metadata
+
+
+def is_classifier(path: PathLike) -> bool:
+    """Whether ``path`` is a classifier this module wrote (its safetensors header names the format)."""
+    try:
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(size)) if 0 < size < 100_000_000 else {}
+    except (OSError, ValueError):
+        return False
+    return isinstance(header, dict) and (header.get("__metadata__") or {}).get("format") == FORMAT

@@ -1,29 +1,55 @@
-"""Atomic file writes: a result file is either the old version or the complete new one, never partial."""
+"""Atomic file writes: a result file is either the old version or the complete new one, never partial.
+
+A failed write (disk full, permission denied) raises :class:`WriteError` — both an ``OSError`` and a one-line
+:class:`~vlprompt.errors.VLPromptError` naming the file and saying that its previous version is intact. Output
+paths given by the user are checked before any work (:func:`check_writable`, :func:`check_output_file`): a file
+vlprompt did not write is never overwritten.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
+from vlprompt.errors import VLPromptError
+
+
+class WriteError(VLPromptError, OSError):
+    """A write that failed with an OS error; the message is the one line shown to the user."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def write_failed(path: Path, exc: OSError) -> WriteError:
+    """The :class:`WriteError` of a failed write of ``path``, whose previous version (if any) is intact."""
+    reason = exc.strerror or str(exc)
+    hint = "free some space" if exc.errno == errno.ENOSPC else "check the folder's permissions"
+    state = f"{path} is unchanged; " if Path(path).exists() else ""
+    return WriteError(exc.errno, f"cannot write {path}: {reason}; {state}{hint} and run the command again")
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then atomically rename it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise write_failed(path, exc) from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(path: Path, text: str) -> None:
@@ -35,6 +61,8 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def write_yaml(path: Path, obj: Any) -> None:
+    import yaml
+
     write_text(path, yaml.safe_dump(obj, sort_keys=False))
 
 
@@ -42,19 +70,66 @@ def append_jsonl(path: Path, obj: Any) -> None:
     """Append one whole JSON line: a single write, synced; a failed or short write (disk full) is undone, so the
     file never ends in half a line."""
     line = (json.dumps(obj) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise write_failed(path, exc) from None
     try:
         size = os.fstat(fd).st_size
         try:
             if os.write(fd, line) != len(line):
-                raise OSError(errno.ENOSPC, f"short write to {path}")
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             os.fsync(fd)
-        except OSError:
+        except OSError as exc:
             os.ftruncate(fd, size)
-            raise
+            raise write_failed(path, exc) from None
     finally:
         os.close(fd)
 
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` if it exists, else its closest existing ancestor."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable(path: Path, flag: str = "--out") -> None:
+    """Refuse, before any work, an output ``path`` that cannot be created or written: a file where a folder is
+    needed on the way, or a folder this user may not write into (checked on the closest existing folder)."""
+    existing = nearest_existing(path)
+    if existing != Path(path).absolute() and not existing.is_dir():
+        raise VLPromptError(f"{flag} {path}: {existing} is a file, not a folder; choose another path")
+    folder = existing if existing.is_dir() else existing.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise VLPromptError(f"{flag} {path}: cannot write in {folder} (permission denied); choose a writable folder")
+
+
+def check_output_file(path: Path, flag: str, what: str, ours: Callable[[Path], bool]) -> None:
+    """Refuse an output file path that is a folder, or an existing file that is not a ``what`` written by vlprompt
+    (``ours(path)`` decides; see :func:`json_where`), before any work; the path must be writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise VLPromptError(f"{flag} {path} is a folder; give the path of the {what} file to write")
+    if path.exists() and not ours(path):
+        raise VLPromptError(
+            f"{flag} {path} exists and is not a {what} written by vlprompt; choose another path or delete it"
+        )
+    check_writable(path, flag)
+
+
+def json_where(test: Callable[[Any], bool]) -> Callable[[Path], bool]:
+    """An ``ours`` test of :func:`check_output_file` for JSON outputs: the file parses and ``test(parsed)`` holds."""
+
+    def ours(path: Path) -> bool:
+        try:
+            return bool(test(json.loads(Path(path).read_text())))
+        except (OSError, ValueError):
+            return False
+
+    return ours

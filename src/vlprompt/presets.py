@@ -1,6 +1,6 @@
 """Published settings, kept next to the components they belong to, resolved by composition and dataset.
 
-Every learner and add-on class may declare
+Every learner's and add-on's config class may declare (as class attributes)
 
 * ``presets`` — ``{name: Preset}``: the settings its paper or repository publishes for a protocol (``fewshot``,
   ``b2n``, ``xd``) or a re-run variant (``dept``: DePT's 10-epoch re-runs; ``promptsrc``: IVLP as configured in
@@ -95,10 +95,10 @@ class Resolution:
                 self.set(section, key, value, where)
 
 
-def preset_names(components: Sequence[type], protocol: Optional[str], preset: Optional[str]):
+def preset_names(components: Sequence[Tuple[str, type]], protocol: Optional[str], preset: Optional[str]):
     """``(name, fallback)``: the preset name every component uses, and the protocol preset a component without
     that name falls back to (None when ``name`` is itself a protocol); see the module doc."""
-    declared = [c for c in components if getattr(c, "presets", None)]
+    declared = [c for _, c in components if getattr(c, "presets", None)]
     available = sorted({name for c in declared for name in c.presets})
     if protocol is not None and protocol not in PROTOCOLS:
         raise VLPromptError(f"unknown --protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
@@ -108,14 +108,14 @@ def preset_names(components: Sequence[type], protocol: Optional[str], preset: Op
         )
     home = next((n for c in reversed(declared) for n in c.presets if n in PROTOCOLS), None)
     base = ("xd" if protocol == "dg" else protocol) or home
-    if preset is None and "dept" in available and any(c.name == "dept" for c in components):
+    if preset is None and "dept" in available and any(n == "dept" for n, _ in components):
         preset = "dept"
     name = preset or base
     return name, (base if name not in PROTOCOLS and base != name else None)
 
 
 def resolve(
-    components: Sequence[type],
+    components: Sequence[Tuple[str, type]],
     *,
     protocol: Optional[str] = None,
     preset: Optional[str] = None,
@@ -124,21 +124,22 @@ def resolve(
     flags: Optional[Values] = None,
     overrides: Sequence[Tuple[str, str, Any]] = (),
 ) -> Resolution:
-    """Compose the presets and dataset rules of ``components`` (classes, in method order), then ``flags``
+    """Compose the presets and dataset rules of ``components`` (``(name, config class)`` pairs, in method order),
+    then ``flags``
     (``{section: {key: value}}`` from dedicated options such as ``--epochs``) and ``overrides``
     (``(section, key, value)`` from ``--set``)."""
     name, fallback = preset_names(components, protocol, preset)
     res = Resolution(preset=name)
-    present = {c.name for c in components}
-    for component in components:
-        table = getattr(component, "presets", {})
+    present = {n for n, _ in components}
+    for component, config_class in components:
+        table = getattr(config_class, "presets", {})
         used = name if name in table else fallback
         chosen = table.get(used)
         if chosen is not None and not chosen.not_with & present:
-            res.update(chosen.values, f"preset {component.name}:{used} ({chosen.source})", shots)
-        for r in getattr(component, "dataset_rules", ()):
+            res.update(chosen.values, f"preset {component}:{used} ({chosen.source})", shots)
+        for r in getattr(config_class, "dataset_rules", ()):
             if r.applies(dataset, used) and not r.not_with & present:
-                res.update(r.values, f"dataset rule {component.name}:{dataset} ({r.source})", shots)
+                res.update(r.values, f"dataset rule {component}:{dataset} ({r.source})", shots)
     for section, entries in (flags or {}).items():
         for key, value in entries.items():
             if value is not None:

@@ -1,14 +1,32 @@
 """Name -> component registries.
 
 Every prompt learner and add-on is registered with **one call** that binds its name, its config dataclass and
-its class, and sets ``cls.name`` / ``cls.config_class`` (in the style of peft's ``register_peft_method``)::
+its implementing class. A component has two halves:
 
-    @LEARNERS.register("coop", CoOpConfig)
-    class CoOp(PromptLearner): ...
+* its *declaration* — the config dataclass, whose class attributes also carry the published settings
+  (``presets``, ``dataset_rules``) and, for add-ons, the add-ons it ``implies``. Declarations import neither torch
+  nor open_clip, so resolving a configuration, ``vlprompt presets``, ``vlprompt list`` and every error found
+  before model work take a fraction of a second;
+* its *implementation* — the ``nn.Module`` subclass, imported only when a model is built.
 
-The built-in components live in modules that register themselves on import; :meth:`Registry.get` and
-:meth:`Registry.names` import them on first use (``builtins``), so nothing heavy is imported by merely importing
-this module. Unknown names raise a one-line :class:`~vlprompt.errors.VLPromptError` listing the valid choices.
+The built-in components register their declarations (``vlprompt.methods.configs``, ``vlprompt.addons.configs``)
+and name the implementation as ``"module:Class"``, imported on first :meth:`Registry.get`::
+
+    @LEARNERS.register("coop", implementation="vlprompt.methods.coop:CoOp")
+    @dataclass
+    class CoOpConfig(LearnerConfig): ...
+
+A component defined in one module (a plugin; ``tests/example_addon.py``) registers its class directly; the config
+is then given as the second argument (in the style of peft's ``register_peft_method``)::
+
+    @ADDONS.register("prompt_l2", PromptL2Config)
+    class PromptL2(AddOn): ...
+
+Either way the implementing class gets ``name`` / ``config_class`` set on it — for a declared component as soon
+as its class is created (:meth:`Registry.bind`, called by the base classes), however its module was imported. A
+registry imports the modules that
+declare its built-ins (``builtins``) on first use, so merely importing this module loads nothing. Unknown names
+raise a one-line :class:`~vlprompt.errors.VLPromptError` listing the valid choices.
 """
 
 from __future__ import annotations
@@ -22,14 +40,17 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps names to objects; ``kind`` and ``flag`` name them in error messages."""
+    """Maps names to objects (and, for components, to their config classes); ``kind`` and ``flag`` name them in
+    error messages; ``builtins`` are the modules whose import registers the built-in entries."""
 
     def __init__(self, kind: str, flag: str, builtins: Sequence[str] = ()):
         self.kind = kind
         self.flag = flag
         self._builtins = tuple(builtins)
         self._loaded = not self._builtins
-        self._items: Dict[str, T] = {}
+        self._items: Dict[str, Optional[T]] = {}
+        self._configs: Dict[str, type] = {}
+        self._lazy: Dict[str, str] = {}
 
     def _load(self) -> None:
         if not self._loaded:
@@ -37,29 +58,66 @@ class Registry(Generic[T]):
             for module in self._builtins:
                 importlib.import_module(module)
 
-    def register(self, name: str, config_class: Optional[type] = None) -> Callable[[T], T]:
-        """Decorator: register ``obj`` under ``name``; a class gets ``name`` (and ``config_class``) set on it."""
+    def register(
+        self, name: str, config_class: Optional[type] = None, *, implementation: Optional[str] = None
+    ) -> Callable[[T], T]:
+        """Decorator. Without ``implementation``: register the decorated object (a class gets ``name`` and
+        ``config_class`` set). With ``implementation="module:Class"``: register the decorated *config class*; the
+        implementing class is imported on first :meth:`get`."""
 
         def deco(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
-            if isinstance(obj, type):
-                obj.name = name
-                if config_class is not None:
-                    obj.config_class = config_class
-            self._items[name] = obj
+            if implementation is not None:
+                self._configs[name] = obj  # type: ignore[assignment]
+                self._lazy[name] = implementation
+                self._items[name] = None
+                return obj
+            if config_class is not None:
+                self._configs[name] = config_class
+            self._items[name] = self._bind(name, obj)
             return obj
 
         return deco
 
-    def get(self, name: str) -> T:
+    def _bind(self, name: str, obj: T) -> T:
+        if isinstance(obj, type):
+            obj.name = name
+            if name in self._configs:
+                obj.config_class = self._configs[name]
+        return obj
+
+    def bind(self, cls: type) -> None:
+        """Bind ``cls`` to the declaration that names it as its implementation, if any (called when an
+        implementing class is created, so it knows its name even when its module is imported directly)."""
         self._load()
-        try:
-            return self._items[name]
-        except KeyError:
-            raise VLPromptError(
-                f"unknown {self.kind} {name!r} for {self.flag}; choose one of: {', '.join(self.names())}"
-            ) from None
+        where = f"{cls.__module__}:{cls.__qualname__}"
+        for name, path in self._lazy.items():
+            if path == where:
+                self._items[name] = self._bind(name, cls)
+
+    def _unknown(self, name: str) -> VLPromptError:
+        return VLPromptError(f"unknown {self.kind} {name!r} for {self.flag}; choose one of: {', '.join(self.names())}")
+
+    def get(self, name: str) -> T:
+        """The registered object (for a declared component: its implementing class, imported now)."""
+        self._load()
+        if name not in self._items:
+            raise self._unknown(name)
+        obj = self._items[name]
+        if obj is None:
+            module, _, attr = self._lazy[name].partition(":")
+            obj = self._items[name] = self._bind(name, getattr(importlib.import_module(module), attr))
+        return obj
+
+    def config(self, name: str) -> type:
+        """The config class of component ``name``, without importing its implementation."""
+        self._load()
+        if name not in self._items:
+            raise self._unknown(name)
+        if name not in self._configs:
+            raise ValueError(f"{self.kind} {name!r} was registered without a config class")
+        return self._configs[name]
 
     def names(self) -> list:
         self._load()
@@ -74,6 +132,6 @@ class Registry(Generic[T]):
 
 
 #: prompt learners (base methods): ``coop``, ``cocoop``, ``ivlp``, ``vpt``, ``lpt``, ``maple``, ``zeroshot``
-LEARNERS: Registry = Registry("method", "--method", builtins=("vlprompt.methods",))
+LEARNERS: Registry = Registry("method", "--method", builtins=("vlprompt.methods.configs",))
 #: add-ons stacked on a learner: ``kg``, ``src``, ``gpa``, ``nemesis``, ``restore``, ``dept``
-ADDONS: Registry = Registry("add-on", "--method (after '+')", builtins=("vlprompt.addons",))
+ADDONS: Registry = Registry("add-on", "--method (after '+')", builtins=("vlprompt.addons.configs",))

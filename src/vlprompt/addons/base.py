@@ -1,17 +1,17 @@
 """Add-ons: components stacked on a prompt learner (``coop+nemesis``, ``maple+dept+restore``).
 
-An add-on declares, at class level (or as a class method of its config where it depends on it):
+An add-on's config class (:class:`~vlprompt.addons.configs.AddOnConfig`) declares the add-ons it ``implies`` and
+its published settings (``presets`` / ``dataset_rules``, :mod:`vlprompt.presets`). The add-on class declares, at
+class level (or as a class method of its config where it depends on it):
 
 * ``requirements(config)`` — learner capabilities it needs (see :mod:`vlprompt.methods.base`); checked, together
   with :meth:`AddOn.check_config`, before the add-on is built;
-* ``implies`` — add-ons it brings along (``src`` implies ``gpa``);
 * ``tap_towers(config)`` — towers whose per-block inputs/outputs it needs each forward (RESTORE's paper
   formulation); ``needs_images`` — it must see the images every step, so image features cannot be cached;
 * ``fp32_params`` — parameter-name substrings kept in fp32 under ``--precision fp16``;
 * ``lr_scale`` — a learning-rate multiplier for its own parameters (DePT's head: 6.5);
 * ``training_buffers`` — buffer-name prefixes that are training state only (resume checkpoints, not release
-  weights: GPA's running aggregate);
-* ``presets`` / ``dataset_rules`` — its published settings (:mod:`vlprompt.presets`).
+  weights: GPA's running aggregate).
 
 and may contribute, in the order the task runs them each forward / step / epoch:
 
@@ -32,19 +32,14 @@ the initial Gram norms of the loaded prompts).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, FrozenSet, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, Optional, Tuple
 
 import torch
 from torch import nn
 
-from vlprompt.presets import DatasetRule, Preset
+from vlprompt.addons.configs import AddOnConfig
+from vlprompt.registry import ADDONS
 from vlprompt.task.types import Output, StepInfo
-
-
-@dataclass
-class AddOnConfig:
-    """Fields shared by all add-ons; subclasses add their own."""
 
 
 class AddOn(nn.Module):
@@ -52,12 +47,13 @@ class AddOn(nn.Module):
     name: str = ""
     config_class: type = AddOnConfig
     requires: FrozenSet[str] = frozenset()
-    implies: Tuple[str, ...] = ()
     needs_images: bool = False
     fp32_params: Tuple[str, ...] = ()
     training_buffers: Tuple[str, ...] = ()
-    presets: Mapping[str, Preset] = {}
-    dataset_rules: Tuple[DatasetRule, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        ADDONS.bind(cls)
 
     # ------------------------------------------------------------------ declarations (before construction)
     @classmethod

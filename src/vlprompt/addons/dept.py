@@ -37,18 +37,15 @@ LR for all groups; :func:`vlprompt.engine.schedule.group_lrs`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vlprompt.addons.base import AddOn, AddOnConfig
-from vlprompt.config import setting
+from vlprompt.addons.base import AddOn
+from vlprompt.addons.configs import DePTConfig
 from vlprompt.errors import VLPromptError
-from vlprompt.presets import Preset
-from vlprompt.registry import ADDONS
 
 
 def film(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
@@ -92,19 +89,8 @@ def dept_fused_logits(
     return (1.0 - lam) * z_sim.float() + lam * linear_head(film(image, *film_v), weight, bias)
 
 
-@dataclass
-class DePTConfig(AddOnConfig):
-    weight: float = setting(0.7, "λ (LINEAR_PROBE.WEIGHT): the CAT head's share of the loss and of the fused logits")
-    lr_mult: float = setting(6.5, "learning-rate multiplier of the head and FiLM (OPTIM.LR_EXP)")
-    test_time_fusion: bool = setting(True, "seen classes: fused logits (false: the linear head alone)")
-
-
-@ADDONS.register("dept", DePTConfig)
 class DePTAddOn(AddOn):
     fp32_params = ("film_",)
-    presets = {
-        "dept": Preset({"dept": {"weight": 0.7, "lr_mult": 6.5}}, "DePT train.py defaults (Zhang et al., CVPR 2024)")
-    }
 
     def __init__(self, task, config: DePTConfig):
         super().__init__(task, config)

@@ -14,18 +14,13 @@ continues the sum) but not in the published weights.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import List, Optional
 
 import torch
 
-from vlprompt.addons.base import AddOn, AddOnConfig
-from vlprompt.config import setting
-from vlprompt.presets import Preset, rule
-from vlprompt.registry import ADDONS
+from vlprompt.addons.base import AddOn
 
 PREFIX = "aggregate_"
-SOURCE = "PromptSRC configs (Khattak et al., ICCV 2023)"
 
 
 def gpa_weights(num_epochs: int, mean: float, std: float) -> List[float]:
@@ -38,33 +33,8 @@ def gpa_weights(num_epochs: int, mean: float, std: float) -> List[float]:
     return [d / total for d in dens]
 
 
-@dataclass
-class GPAConfig(AddOnConfig):
-    enabled: bool = setting(True, "aggregate the prompts over epochs (false: keep the last epoch's)")
-    mean: float = setting(15.0, "μ of the Gaussian over epochs; presets: B2N 15, XD/DG 6, few-shot 30 (45)")
-    std: float = setting(1.0, "σ of the Gaussian over epochs; presets: B2N 1, XD/DG 10, few-shot 30 (5)")
-
-
-def _gpa(mean: float, std: float):
-    return {"gpa": {"mean": mean, "std": std}}
-
-
-@ADDONS.register("gpa", GPAConfig)
 class GPA(AddOn):
     training_buffers = (PREFIX,)
-    presets = {
-        "b2n": Preset(_gpa(15.0, 1.0), f"{SOURCE}, base-to-new"),
-        "xd": Preset(_gpa(6.0, 10.0), f"{SOURCE}, cross-dataset / domain generalisation"),
-        "fewshot": Preset(_gpa(30.0, 30.0), f"{SOURCE}, few-shot"),
-    }
-    dataset_rules = (
-        rule(
-            ["stanford_cars", "oxford_flowers", "fgvc_aircraft", "dtd", "eurosat"],
-            _gpa(45.0, 5.0),
-            f"{SOURCE}, comment in the few-shot config",
-            ["fewshot"],
-        ),
-    )
 
     @classmethod
     def check_config(cls, config, provides) -> Optional[str]:

@@ -18,16 +18,12 @@ as the default of the reference ``train.py``. The ``kgcoop`` presets initialise 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from vlprompt.addons.base import AddOn, AddOnConfig
-from vlprompt.config import setting
+from vlprompt.addons.base import AddOn
+from vlprompt.addons.configs import KgConfig
 from vlprompt.methods.prompts import hand_crafted_features
-from vlprompt.presets import Preset
-from vlprompt.registry import ADDONS
 
 COSINE_EPS = 1e-7
 
@@ -42,27 +38,8 @@ def kg_loss(text: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return 1.0 - F.cosine_similarity(text, targets, dim=-1, eps=COSINE_EPS).mean()
 
 
-@dataclass
-class KgConfig(AddOnConfig):
-    weight: float = setting(8.0, "λ: official base-to-new runs 8.0; DePT 2.0; the reference train.py default 1.0")
-
-
-WORD_INIT = {"n_ctx": 4, "ctx_init": "a photo of a"}
-
-
-@ADDONS.register("kg", KgConfig)
 class KgAddOn(AddOn):
     requires = frozenset({"shared_text"})
-    presets = {
-        "b2n": Preset(
-            {"train": {"batch_size": 128, "lr": 0.002, "epochs": 100}, "coop": WORD_INIT, "kg": {"weight": 8.0}},
-            "KgCoOp config vit_b16_ep100_ctxv1 and scripts/run.sh (W = 8.0)",
-        ),
-        "dept": Preset(
-            {"coop": WORD_INIT, "kg": {"weight": 2.0}},
-            "DePT's KgCoOp re-run, config vit_b16_ep10_ctxv1_bs4_lr35 (W = 2.0)",
-        ),
-    }
 
     def __init__(self, task, config: KgConfig):
         super().__init__(task, config)

@@ -49,17 +49,14 @@ per NT, mean over leading axes), ``alpha_{j}`` (a_j averaged over the epoch's st
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Dict, Optional, Tuple, Union
 
 import torch
 
-from vlprompt.addons.base import AddOn, AddOnConfig
-from vlprompt.config import setting
+from vlprompt.addons.base import AddOn
+from vlprompt.addons.configs import NemesisConfig
 from vlprompt.engine import distributed
 from vlprompt.errors import VLPromptError
-from vlprompt.presets import Preset, rule
-from vlprompt.registry import ADDONS
 
 #: NT -> (per-vector norm order, matrix norm order)
 NORM_ORDS = {"two": (2, "fro"), "one": (1, 1), "inf": (math.inf, math.inf)}
@@ -127,34 +124,8 @@ def rescale_position(ctx: torch.Tensor, j: int, factor: float) -> torch.Tensor:
     return out
 
 
-@dataclass
-class NemesisConfig(AddOnConfig):
-    weight: float = setting(1.0, "A: the PUN weight (the README figures' ω: 1, 10 or 20)")
-    norm_type: str = setting("two", "NT: two | one | inf")
-    beta: float = setting(1.0, "β: 1 = PUN only, 0 = PAN only")
-    num_positions: Union[int, str, None] = setting(None, "NP for PAN: an int, or random<N>")
-    corruption_weight: Optional[float] = setting(None, "CW: the RESCALE factor of the PAN pre-inference")
-    pan_weight: Optional[float] = setting(None, "s: PAN weight (default A; 50 on Food101/OxfordPets)")
-    omega_schedule: str = setting("logistic", "logistic | constant (constant on Food101/OxfordPets)")
-
-
-NEMESIS_REPO = "Nemesis (Fu et al., ICLR 2024)"
-
-
-@ADDONS.register("nemesis", NemesisConfig)
 class NemesisAddOn(AddOn):
     requires = frozenset({"prompt_vectors"})
-    presets = {
-        "fewshot": Preset({"nemesis": {"weight": 1.0, "beta": 1.0}}, f"{NEMESIS_REPO}, README figures: PUN, ω = 1"),
-    }
-    dataset_rules = (
-        rule(["imagenet"], {"train": {"epochs": 50}}, f"{NEMESIS_REPO} train.py forces 50 epochs on ImageNet"),
-        rule(
-            ["food101", "oxford_pets"],
-            {"nemesis": {"omega_schedule": "constant", "pan_weight": 50.0}},
-            f"{NEMESIS_REPO} trainer: ω ≡ 1 and PAN weight 50 for Food101 and OxfordPets",
-        ),
-    )
 
     def __init__(self, task, config: NemesisConfig):
         super().__init__(task, config)

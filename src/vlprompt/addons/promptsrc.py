@@ -31,20 +31,15 @@ and the task adds CE, so L = CE + src_kl + src_text + src_image.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from vlprompt.addons.base import AddOn, AddOnConfig
-from vlprompt.config import setting
+from vlprompt.addons.base import AddOn
+from vlprompt.addons.configs import SrcConfig
 from vlprompt.data.templates import PROMPTSRC_TEMPLATES
 from vlprompt.methods.prompts import hand_crafted_features
-from vlprompt.presets import Preset
-from vlprompt.registry import ADDONS
-
-PROMPTSRC_REPO = "PromptSRC (Khattak et al., ICCV 2023)"
 
 
 def src_losses(
@@ -64,29 +59,8 @@ def src_losses(
     }
 
 
-@dataclass
-class SrcConfig(AddOnConfig):
-    text_weight: float = setting(25.0, "λ_text of the L1 text-feature constraint")
-    image_weight: float = setting(10.0, "λ_img of the L1 image-feature constraint")
-    kl_weight: float = setting(1.0, "λ_kl of the logit-distribution (KL) constraint")
-
-
-def _promptsrc(epochs: int, depth: int):
-    return {
-        "train": {"batch_size": 4, "lr": 0.0025, "epochs": epochs},
-        "ivlp": {"n_ctx_text": 4, "n_ctx_vision": 4, "depth_text": depth, "depth_vision": depth},
-    }
-
-
-@ADDONS.register("src", SrcConfig)
 class SrcAddOn(AddOn):
     requires = frozenset({"shared_text"})
-    implies = ("gpa",)
-    presets = {
-        "b2n": Preset(_promptsrc(20, 9), f"{PROMPTSRC_REPO}, config vit_b16_c2_ep20_batch4_4+4ctx"),
-        "xd": Preset(_promptsrc(20, 3), f"{PROMPTSRC_REPO}, config vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets"),
-        "fewshot": Preset(_promptsrc(50, 9), f"{PROMPTSRC_REPO}, few-shot config (50 epochs)"),
-    }
 
     def __init__(self, task, config: SrcConfig):
         super().__init__(task, config)

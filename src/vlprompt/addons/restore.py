@@ -70,48 +70,13 @@ the relative order of add-ons that both transform features would matter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
-from vlprompt.addons.base import AddOn, AddOnConfig
-from vlprompt.config import setting
-from vlprompt.presets import Preset, rule
-from vlprompt.registry import ADDONS
+from vlprompt.addons.base import AddOn
+from vlprompt.addons.configs import RestoreConfig
 
 FORMULATIONS = ("code", "paper")
 VARIANTS = ("auto", "maple", "promptsrc")
-RUN_SCRIPT = "RESTORE run_maple_fsa.sh"
-#: the published MaPLe_FSA settings are RESTORE_m's; with PromptSRC (RESTORE_p: no config released) they do not
-#: apply and PromptSRC's own settings stand
-NOT_WITH_SRC = ("src",)
-
-
-@dataclass
-class RestoreConfig(AddOnConfig):
-    formulation: str = setting("code", "code (the released code, default) | paper (activation-level Ω, surgery)")
-    fs_weight: float = setting(1.0, "λ_fs (code: FS_LOSS_R; DTD 0.5)")
-    # code formulation
-    variant: str = setting(
-        "auto", "code: auto (promptsrc with src in the method, else maple) | maple (RESTORE_m) | promptsrc (RESTORE_p)"
-    )
-    text_calib_r: float = setting(0.1, "code, maple variant: initial text calibration ratio r_t")
-    vis_calib_r: float = setting(0.1, "code, maple variant: initial vision calibration ratio r_v")
-    # paper formulation: the values the paper leaves open are ours
-    omega_norm: str = setting(
-        "token", "paper: ‖Ω‖ per sequence, token: ‖Ω‖_F / √T | sequence: ‖Ω‖_F (not given in the paper: our choice)"
-    )
-    surgery: bool = setting(True, "paper: add the surgery adapters")
-    fs_guided: bool = setting(True, "paper: α from Σ‖Ω‖ (false: the fixed surgery_alpha)")
-    gamma: float = setting(0.1, "paper: α_v = γ Σ_l ‖Ω_l^v‖ (not given in the paper: our choice)")
-    beta: float = setting(0.1, "paper: α_t = β Σ_l ‖Ω_l^t‖ (not given in the paper: our choice)")
-    surgery_alpha: float = setting(0.1, "paper: fixed α when fs_guided is false (not given in the paper: our choice)")
-    adapter_hidden: int = setting(
-        0, "paper: surgery bottleneck width; 0 → embed_dim // 4 (not given in the paper: our choice)"
-    )
-
-
-def _ratios(vis: float, text: float, fs: float):
-    return {"restore": {"vis_calib_r": vis, "text_calib_r": text, "fs_weight": fs}}
 
 
 def resolve_variant(config: RestoreConfig, composition) -> str:
@@ -122,36 +87,10 @@ def resolve_variant(config: RestoreConfig, composition) -> str:
     return "promptsrc" if "src" in composition.addons else "maple"
 
 
-def _fsa(train: dict, source: str) -> Preset:
-    values = {"train": train, "maple": {"n_ctx": 2, "depth": 9}, "restore": {"formulation": "code"}}
-    return Preset(values, source, frozenset(NOT_WITH_SRC))
-
-
-@ADDONS.register("restore", RestoreConfig)
 class Restore(AddOn):
     """The registered ``restore`` add-on; :meth:`implementation` picks the formulation's class."""
 
     requires = frozenset({"deep_text", "deep_vision"})
-    presets = {
-        "b2n": _fsa(
-            {"batch_size": 4, "lr": 0.0035, "epochs": 10},
-            "RESTORE config vit_b16_c2_ep5_batch4_2ctx (MAX_EPOCH 10 despite its name)",
-        ),
-        "xd": _fsa(
-            {"batch_size": 4, "lr": 0.0035, "epochs": 2}, "RESTORE cross-dataset config (MAX_EPOCH 2; the paper says 4)"
-        ),
-    }
-    dataset_rules = (
-        rule(
-            ["fgvc_aircraft", "caltech101", "stanford_cars", "oxford_flowers", "food101"],
-            _ratios(0.1, 0.1, 1.0),
-            RUN_SCRIPT,
-            not_with=NOT_WITH_SRC,
-        ),
-        rule(["oxford_pets", "eurosat"], _ratios(0.01, 0.1, 1.0), RUN_SCRIPT, not_with=NOT_WITH_SRC),
-        rule(["sun397", "ucf101", "imagenet"], _ratios(0.05, 0.05, 1.0), RUN_SCRIPT, not_with=NOT_WITH_SRC),
-        rule(["dtd"], _ratios(0.15, 0.1, 0.5), RUN_SCRIPT, not_with=NOT_WITH_SRC),
-    )
 
     @classmethod
     def implementation(cls, config) -> type:

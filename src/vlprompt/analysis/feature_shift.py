@@ -77,6 +77,10 @@ def format_table(shifts: Dict[str, Optional[List[float]]]) -> str:
     return "\n".join(lines)
 
 
+def _is_result(data) -> bool:
+    return isinstance(data, dict) and {"source_run", "vision", "text"} <= set(data)
+
+
 def feature_shift(
     source,
     data,
@@ -95,6 +99,8 @@ def feature_shift(
     from vlprompt.engine import features as fc
     from vlprompt.engine.precision import autocast_context
 
+    if out:
+        fileio.check_output_file(Path(out), "--out", "feature-shift result", fileio.json_where(_is_result))
     trained, dataset, space, task = open_on_data(source, data, label_space, **backbone_options)
     backbone, train_cfg = trained.backbone, trained.config.train
     items = list(dataset.test)[:max_images] if max_images else list(dataset.test)

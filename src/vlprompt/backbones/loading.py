@@ -280,6 +280,12 @@ def find_weights_in_dir(directory: Path) -> Path:
     files = sorted(p for p in directory.iterdir() if p.suffix in WEIGHT_SUFFIXES)
     if not files:
         raise VLPromptError(f"no weights file ({', '.join(WEIGHT_SUFFIXES)}) in --pretrained directory {directory}")
+    if len(files) > 1:
+        names = ", ".join(p.name for p in files[:4]) + (", ..." if len(files) > 4 else "")
+        raise VLPromptError(
+            f"--pretrained directory {directory} holds {len(files)} weights files ({names}); "
+            "pass the file to use as --pretrained"
+        )
     return files[0]
 
 

@@ -2,7 +2,9 @@
 
 Every sub-command lives in its own module under ``vlprompt.cli`` and exposes ``add_parser(subparsers)``,
 which registers the sub-command and sets ``func`` (called with the parsed namespace; returns an exit code
-or ``None``). User errors (:class:`vlprompt.errors.VLPromptError`) print one line and exit with status 2.
+or ``None``). User errors — a bad flag (argparse), a :class:`vlprompt.errors.VLPromptError`, an OS error on a
+file the user named — print one line and exit with status 2. Building the parser imports no model library, so
+``--help`` and argument errors are instant.
 """
 
 from __future__ import annotations
@@ -35,8 +37,16 @@ COMMAND_MODULES = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``error: ...``, exit status 2), like every other user error;
+    sub-command parsers inherit it."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="vlprompt",
         description="Prompt learning for CLIP-style vision-language models (offline-ready).",
     )
@@ -69,6 +79,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         code = args.func(args)
     except VLPromptError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None:  # not about a file: a bug, shown with its traceback
+            raise
+        print(f"error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlprompt.cli.common import add_backbone_args, add_dataset_args
+from vlprompt.cli.common import add_backbone_args, add_dataset_args, count, positive
 
 
 def add_parser(sub) -> None:
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     add_dataset_args(fs)
     g = fs.add_argument_group("analysis")
     g.add_argument("--out", default=None, help="write the per-layer values to this JSON file")
-    g.add_argument("--max-images", type=int, default=0, help="use the first N test images (0 = all)")
+    g.add_argument("--max-images", type=count, default=0, help="use the first N test images (0 = all)")
     g.add_argument(
         "--norm",
         choices=["token", "sequence"],
@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
         default="auto",
         help="the label space the text prompts are built for (auto decides from the class names)",
     )
-    g.add_argument("--batch-size", type=int, default=None, help="images per batch (default: the run's)")
+    g.add_argument("--batch-size", type=positive, default=None, help="images per batch (default: the run's)")
     g.add_argument("--precision", default=None, help="default: the run's (see `vlprompt train --help`)")
     add_backbone_args(fs, inherit=True)
     fs.set_defaults(func=run)

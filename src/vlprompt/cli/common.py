@@ -1,10 +1,48 @@
-"""Argument groups shared by several sub-commands, and the typed values they become."""
+"""Argument groups shared by several sub-commands, the typed values they become, and the argument types that
+refuse an out-of-range number while the command line is parsed."""
 
 from __future__ import annotations
 
 import argparse
+import math
+from typing import Optional
 
 from vlprompt.config import DataConfig
+
+#: the largest seed (NumPy and torch take 64-bit seeds; 2^63 - 1 keeps every consumer happy)
+MAX_SEED = 2**63 - 1
+
+
+def int_range(minimum: int, maximum: Optional[int] = None):
+    """An argparse type: an integer in ``[minimum, maximum]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"in {minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+count = int_range(0)
+positive = int_range(1)
+seed = int_range(0, MAX_SEED)
 
 
 def add_dataset_args(p: argparse.ArgumentParser, shots: bool = True, prompts: bool = True) -> None:
@@ -24,11 +62,11 @@ def add_dataset_args(p: argparse.ArgumentParser, shots: bool = True, prompts: bo
     if shots:
         g.add_argument(
             "--shots",
-            type=int,
+            type=count,
             default=0,
             help="images per class drawn from train (0 = all; CoOp few-shot sampling)",
         )
-        g.add_argument("--seed", type=int, default=1, help="seed for few-shot sampling and training")
+        g.add_argument("--seed", type=seed, default=1, help="seed for few-shot sampling and training")
         g.add_argument(
             "--subsample",
             choices=["all", "base", "new"],
@@ -40,7 +78,7 @@ def add_dataset_args(p: argparse.ArgumentParser, shots: bool = True, prompts: bo
     g.add_argument(
         "--skip-corrupt", action="store_true", help="skip unreadable images with a warning instead of stopping"
     )
-    g.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes")
+    g.add_argument("--num-workers", type=count, default=0, help="data-loader worker processes")
 
 
 def add_prompt_args(g) -> None:
@@ -127,7 +165,10 @@ def add_run_args(p: argparse.ArgumentParser, batch_default=None, precision_defau
     g = p.add_argument_group("run")
     g.add_argument("--out", required=True, help="run directory (created; an interrupted run there is resumed)")
     g.add_argument(
-        "--batch-size", type=int, default=batch_default, help="batch size (default: the method preset; zeroshot: 100)"
+        "--batch-size",
+        type=positive,
+        default=batch_default,
+        help="batch size (default: the method preset; zeroshot: 100)",
     )
     g.add_argument(
         "--precision",

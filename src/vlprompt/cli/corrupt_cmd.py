@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlprompt.cli.common import add_backbone_args, add_dataset_args, add_run_args, backbone_options, data_config
+from vlprompt.cli.common import add_backbone_args, add_dataset_args, add_run_args, backbone_options, count, data_config
 
 
 def add_parser(sub) -> None:
@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--run", required=True, help="run directory written by `vlprompt train`")
     p.add_argument("--op", choices=["original", "replace", "scale"], default="original")
-    p.add_argument("--pos", type=int, default=None, help="position j (0-based) to corrupt")
+    p.add_argument("--pos", type=count, default=None, help="position j (0-based) to corrupt")
     p.add_argument("--weight", type=float, default=None, help="std of the replacement (replace) or factor (scale)")
     p.add_argument("--tensor", default=None, help="prompt tensor name (default: the run's only one, e.g. ctx)")
     p.add_argument("--sweep", action="store_true", help="test every --positions × --weights corruption")

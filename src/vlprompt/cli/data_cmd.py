@@ -52,10 +52,11 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_fewshot(args: argparse.Namespace) -> int:
     from vlprompt.data import build_dataset, fewshot_json
-    from vlprompt.fileio import write_text
+    from vlprompt.fileio import check_output_file, json_where, write_text
 
     if args.shots < 1:
         raise VLPromptError(f"--shots must be >= 1 for `vlprompt data fewshot` (got {args.shots})")
+    check_output_file(Path(args.out), "--out", "few-shot split", json_where(is_fewshot_json))
     dataset = build_dataset(
         args.dataset,
         args.data_root,
@@ -65,12 +66,14 @@ def run_fewshot(args: argparse.Namespace) -> int:
         split_file=args.split_file,
     )
     out = Path(args.out)
-    try:
-        write_text(out, fewshot_json(dataset))
-    except OSError as exc:
-        raise VLPromptError(f"cannot write --out {out}: {exc.strerror or exc}; choose a writable path") from None
+    write_text(out, fewshot_json(dataset))
     print(
         f"wrote {len(dataset.train)} train / {len(dataset.val)} val images of {dataset.num_classes} classes "
         f"({args.shots}-shot, seed {args.seed}, {args.subsample} classes) to {out}"
     )
     return 0
+
+
+def is_fewshot_json(data) -> bool:
+    """``{"train": [...], "val": [...]}``: a split this command wrote (and may overwrite)."""
+    return isinstance(data, dict) and set(data) == {"train", "val"} and all(isinstance(v, list) for v in data.values())

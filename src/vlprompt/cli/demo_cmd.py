@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlprompt.cli.common import add_verbosity_args
+from vlprompt.cli.common import add_verbosity_args, positive
 
 
 def add_parser(sub) -> None:
@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     p.add_argument("--quick", action="store_true", help="fewer methods and epochs (a CI smoke run)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per method (default 10; --quick: 2)")
+    p.add_argument("--epochs", type=positive, default=None, help="epochs per method (default 10; --quick: 2)")
     add_verbosity_args(p)
     p.set_defaults(func=run)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlprompt.cli.common import add_label_space_args, add_verbosity_args
+from vlprompt.cli.common import add_label_space_args, add_verbosity_args, positive
 
 
 def add_parser(sub) -> None:
@@ -15,9 +15,9 @@ def add_parser(sub) -> None:
     p.add_argument("--run", required=True, help="run directory written by `vlprompt train`")
     p.add_argument("images", nargs="+", metavar="IMAGE|FOLDER", help="image files and folders of images")
     add_label_space_args(p)
-    p.add_argument("--topk", type=int, default=5, help="best classes shown per image (default 5)")
+    p.add_argument("--topk", type=positive, default=5, help="best classes shown per image (default 5)")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output on stdout")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive, default=64)
     p.add_argument("--backbone", default=None, help="default: the run's backbone")
     p.add_argument("--pretrained", default=None, help="default: the run's weights source")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

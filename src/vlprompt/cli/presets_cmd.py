@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vlprompt.cli.common import count
 from vlprompt.presets import PROTOCOLS
 
 
@@ -16,7 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset", default=None, help="dataset name (dataset rules apply to it)")
     p.add_argument("--protocol", choices=PROTOCOLS, default=None)
     p.add_argument("--preset", default=None, help="a named variant (e.g. dept, promptsrc)")
-    p.add_argument("--shots", type=int, default=16, help="shots per class (CoOp's few-shot epochs depend on it)")
+    p.add_argument("--shots", type=count, default=16, help="shots per class (CoOp's few-shot epochs depend on it)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="overrides, as for train")
     p.set_defaults(func=run)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vlprompt.cli.common import add_verbosity_args
+from vlprompt.cli.common import add_verbosity_args, count, seed
 
 
 def add_parser(sub) -> None:
@@ -32,8 +32,8 @@ def add_parser(sub) -> None:
         default=None,
         help="xd/dg evaluation targets; `all` (default) = the protocol's, `toy` = toy-xd (xd) / toy-shift (dg)",
     )
-    g.add_argument("--seeds", nargs="+", type=int, default=None, help="default 1 2 3")
-    g.add_argument("--shots", nargs="+", type=int, default=None, help="default: 1 2 4 8 16 (fewshot), else 16")
+    g.add_argument("--seeds", nargs="+", type=seed, default=None, help="default 1 2 3")
+    g.add_argument("--shots", nargs="+", type=count, default=None, help="default: 1 2 4 8 16 (fewshot), else 16")
     g.add_argument("--root", required=True, help="output folder of the sweep (OUT)")
     g.add_argument("--data-root", default=None, help="folder holding the dataset folders")
     g.add_argument("--backbone", default=None, help="open_clip model (default: the recipe's, else toy)")
@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
         metavar="SECTION.KEY=VALUE",
         help="passed to every training run, e.g. --set train.epochs=1 (repeatable)",
     )
-    g.add_argument("--num-workers", type=int, default=0, help="data-loader workers of each job")
+    g.add_argument("--num-workers", type=count, default=0, help="data-loader workers of each job")
     g.add_argument("--template", default=None, help="prompt template with one {} for every job (see `train --help`)")
     g.add_argument("--classnames", default=None, metavar="FILE", help="class-names file for every job")
     g.add_argument("--templates", default=None, metavar="single|ensemble|FILE", help="the zero-shot runs' templates")

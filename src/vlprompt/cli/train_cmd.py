@@ -8,7 +8,10 @@ from vlprompt.cli.common import (
     add_run_args,
     add_verbosity_args,
     backbone_options,
+    count,
     data_options,
+    positive,
+    positive_float,
 )
 from vlprompt.presets import PROTOCOLS
 
@@ -33,12 +36,12 @@ def add_parser(sub) -> None:
     add_dataset_args(p)
     add_backbone_args(p)
     add_run_args(p, batch_default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--eval-every", type=int, default=None, help="test accuracy every N epochs into metrics.jsonl")
+    p.add_argument("--epochs", type=positive, default=None)
+    p.add_argument("--lr", type=positive_float, default=None)
+    p.add_argument("--eval-every", type=count, default=None, help="test accuracy every N epochs into metrics.jsonl")
     p.add_argument(
         "--feature-pool",
-        type=int,
+        type=count,
         default=None,
         help="speed option: with the feature cache, each epoch draws one of N cached augmented views per image "
         "instead of a fresh one (0 = fresh views, the references' augmentation)",
@@ -114,7 +117,6 @@ def without_nproc(argv):
 
 def run(args) -> int:
     from vlprompt.api import finished, run_identity, train
-    from vlprompt.engine.distributed import launch
     from vlprompt.errors import VLPromptError
 
     cfg = config_from_args(args)  # bad flags fail here, before any process starts
@@ -123,5 +125,7 @@ def run(args) -> int:
     if args.nproc == 1:
         train(cfg, quiet=args.quiet, logs=args.log, save_logits=args.save_logits)
     elif finished(cfg.out, "train", run_identity(cfg), args.quiet) is None:  # a finished run starts nothing
+        from vlprompt.engine.distributed import launch
+
         return launch(args.nproc, without_nproc(args.argv))
     return 0

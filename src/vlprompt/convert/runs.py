@@ -169,9 +169,9 @@ def _word_init(method: str, base: str, fixed, user, protocol, preset, dataset) -
                 f"{', class-specific' if csc else ''}); drop it (the checkpoint's context replaces the init words)"
             )
         return None
-    components = [cls for _, cls in parse_method(method).classes()]
-    resolved = resolve(components, protocol=protocol, preset=preset, dataset=dataset).values.get(base, {})
-    words = str(resolved.get("ctx_init", components[0].config_class().ctx_init)).replace("_", " ").split()
+    configs = parse_method(method).configs()
+    resolved = resolve(configs, protocol=protocol, preset=preset, dataset=dataset).values.get(base, {})
+    words = str(resolved.get("ctx_init", configs[0][1]().ctx_init)).replace("_", " ").split()
     return f"{base}.ctx_init=" if words and (len(words) != n_ctx or csc) else None
 
 

@@ -9,6 +9,8 @@ base or new half of the classes. Importing this package registers every reader.
 from __future__ import annotations
 
 import importlib
+import logging
+from collections import Counter
 from pathlib import Path
 from typing import Optional, Union
 
@@ -49,6 +51,7 @@ __all__ = [
 ]
 
 PathLike = Union[str, Path]
+logger = logging.getLogger("vlprompt.data")
 
 #: names that need torch/torchvision, imported on first use so that reading splits stays fast
 _LAZY = {
@@ -101,6 +104,20 @@ def build_dataset(
         raise VLPromptError(f"--shots must be >= 0 (0 = all images), got {shots}")
     dataset = read_dataset(name, data_root, split_file=split_file, **options)
     dataset = apply_overrides(dataset, template, templates_file, classnames_file)
+    if shots and dataset.train:
+        counts = Counter(d.label for d in dataset.train)
+        most = max(counts.values())
+        if shots > most:
+            raise VLPromptError(
+                f"--shots {shots}: --dataset {name} has at most {most} train images per class; "
+                f"use --shots {most} or fewer (0 = all images)"
+            )
+        fewer = sorted(label for label, n in counts.items() if n < shots)
+        if fewer:
+            logger.warning(
+                "--shots %d: %d class(es) of %s have fewer train images (e.g. %r: %d) and use all they have",
+                shots, len(fewer), name, dataset.classnames[fewer[0]], counts[fewer[0]],
+            )  # fmt: skip
     return subsample_classes(load_fewshot(dataset, shots, seed), subsample)
 
 

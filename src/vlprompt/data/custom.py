@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Optional
 
 from vlprompt.data.base import DATASETS, DatasetSplits
-from vlprompt.data.layout import PHOTO, folder_items, list_folders, reject_split_file, require_dir, require_root
+from vlprompt.data.layout import (
+    IMAGE_EXTENSIONS,
+    PHOTO,
+    folder_items,
+    list_folders,
+    reject_split_file,
+    require_dir,
+    require_root,
+)
 from vlprompt.data.splitfile import (
     SPLITS,
     fewshot_dir_for,
@@ -44,6 +52,13 @@ def read_folder(
         raise VLPromptError(f"{root / 'test'} has no class folders; expected layout: {FOLDER_LAYOUT}")
     label = {c: i for i, c in enumerate(classes)}
     items = {s: folder_items(root, s, [(c, label[c], c) for c in names]) for s, names in folders.items()}
+    empty = sorted(set(classes) - {d.classname for split in items.values() for d in split})
+    if empty:
+        where = next(root / s / empty[0] for s in SPLITS if empty[0] in folders[s])
+        raise VLPromptError(
+            f"class folder {where} holds no images ({len(empty)} such class(es)); "
+            f"add images ({', '.join(IMAGE_EXTENSIONS)}) or remove the folder"
+        )
     return DatasetSplits(
         "folder",
         root,

@@ -40,18 +40,24 @@ def reject_split_file(name: str, split_file: Optional[Path]) -> None:
 
 def list_images(folder: Path) -> List[str]:
     """Sorted names of the image files directly in ``folder`` (hidden files skipped)."""
-    with os.scandir(folder) as it:
-        return sorted(
-            e.name
-            for e in it
-            if not e.name.startswith(".") and e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS)
-        )
+    return sorted(
+        e.name
+        for e in _entries(folder)
+        if not e.name.startswith(".") and e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS)
+    )
 
 
 def list_folders(folder: Path) -> List[str]:
     """Sorted names of the sub-folders of ``folder`` (hidden ones skipped)."""
-    with os.scandir(folder) as it:
-        return sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
+    return sorted(e.name for e in _entries(folder) if not e.name.startswith(".") and e.is_dir())
+
+
+def _entries(folder: Path) -> List[os.DirEntry]:
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except OSError as exc:
+        raise VLPromptError(f"cannot read folder {folder}: {exc.strerror or exc}; check that it is readable") from None
 
 
 def folder_items(image_dir: Path, subdir: str, classes: Iterable[Tuple[str, int, str]]) -> List[Datum]:
@@ -74,6 +80,8 @@ def read_lines(path: Path, hint: str) -> List[str]:
             return [line.strip() for line in f if line.strip()]
     except FileNotFoundError:
         raise VLPromptError(f"{path} not found; {hint}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VLPromptError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}; {hint}") from None
 
 
 def require_dir(path: Path, what: str, layout: str) -> Path:

@@ -1,10 +1,11 @@
-"""``vlprompt data verify``: check a dataset's layout and that every split entry exists on disk."""
+"""Dataset checks: ``vlprompt data verify`` (the layout, and that every split entry exists on disk), and
+:func:`check_usable` — what a run checks before any work (and before anything is written)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional, Sequence, Union
 
 from vlprompt.data import read_dataset
 from vlprompt.data.base import DatasetSplits
@@ -30,6 +31,35 @@ def verify_dataset(
             f"point --data-root at the complete dataset or re-download the images"
         )
     return summary(dataset)
+
+
+def check_usable(dataset: DatasetSplits, where: str, splits: Sequence[str], check_files: bool = True) -> None:
+    """Refuse, with one line naming ``where`` (the flags that chose the data), a dataset a run cannot use: an empty
+    split among ``splits``, fewer than two classes, a class without training images (when ``train`` is among
+    ``splits``), or — with ``check_files`` — a listed image that is not on disk."""
+    for split in splits:
+        if not dataset.split(split):
+            fix = "training needs train images" if split == "train" else "check the dataset folder or split file"
+            raise VLPromptError(f"{where}: the {split} split is empty; {fix}")
+    if dataset.num_classes < 2:
+        raise VLPromptError(
+            f"{where}: the label space has {dataset.num_classes} class(es) ({', '.join(dataset.classnames)}); "
+            "a classifier needs at least 2 — use more classes or another --subsample"
+        )
+    if "train" in splits:
+        without = sorted(set(range(dataset.num_classes)) - {d.label for d in dataset.train})
+        if without:
+            raise VLPromptError(
+                f"{where}: class {dataset.classnames[without[0]]!r} has no training images "
+                f"({len(without)} class(es) without); every class needs at least one to train on"
+            )
+    if check_files:
+        missing = [d.impath for split in splits for d in dataset.split(split) if not os.path.isfile(d.impath)]
+        if missing:
+            raise VLPromptError(
+                f"{where}: {len(missing)} listed images are missing (e.g. {missing[0]}); restore them, fix the "
+                "split file, or pass --skip-corrupt to skip them"
+            )
 
 
 def summary(dataset: DatasetSplits) -> List[str]:

@@ -94,6 +94,7 @@ def process_group(device: str = "auto") -> Iterator[None]:
     dist.init_process_group("nccl" if cuda else "gloo")
     try:
         yield
+        dist.barrier()  # no process leaves while another still works with the group (gloo aborts otherwise)
     finally:
         dist.destroy_process_group()
 

@@ -110,6 +110,14 @@ class _Lock:
                 self.path.unlink(missing_ok=True)
 
 
+class _RunLog(logging.FileHandler):
+    """The run's ``log.txt``; a failed write (disk full) drops the line instead of printing a traceback — the
+    run's next file write reports the problem in one line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 class RunDir:
     """A locked run directory whose marker holds ``kind`` and ``identity`` (see the module doc)."""
 
@@ -144,6 +152,7 @@ class RunDir:
                 raise VLPromptError(
                     f"--out {path} holds files that are not a vlprompt run; choose an empty or new directory"
                 )
+            fileio.check_writable(path)
             return None
         if marker.get("kind") != kind:
             raise VLPromptError(
@@ -163,10 +172,16 @@ class RunDir:
         return (self.path / RESULTS).is_file()
 
     def results(self) -> Dict:
+        path = self.path / RESULTS
         try:
-            return json.loads((self.path / RESULTS).read_text())
+            results = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise VLPromptError(f"cannot read {self.path / RESULTS}: {exc}; delete it to redo the evaluation") from None
+            raise VLPromptError(f"cannot read {path}: {exc}; delete it to redo the evaluation") from None
+        if not isinstance(results, dict) or not isinstance(results.get("accuracy"), (int, float)):
+            raise VLPromptError(
+                f"{path} is not a vlprompt results file (no accuracy); delete it to redo the evaluation"
+            )
+        return results
 
     # ------------------------------------------------------------------ opening
     def open(self, fingerprints: Optional[Dict] = None) -> "RunDir":
@@ -202,7 +217,7 @@ class RunDir:
             raise VLPromptError(f"cannot write to --out {self.path}: {exc.strerror or exc}") from None
         for stale in self.path.rglob(".*.tmp-*"):
             stale.unlink(missing_ok=True)
-        handler = logging.FileHandler(self.path / LOG)
+        handler = _RunLog(self.path / LOG)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger = logging.getLogger("vlprompt")
         logger.addHandler(handler)

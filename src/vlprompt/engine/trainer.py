@@ -65,18 +65,38 @@ def save_resume(path: Path, task, optimizer, epoch: int, history: list) -> None:
     fileio.atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_resume(path: Path, task, optimizer) -> tuple:
-    """``(epochs done, epoch records)`` from a resume checkpoint; a damaged one is a one-line error."""
+def read_resume(path: Path) -> dict:
+    """The payload of a resume checkpoint (tensors and plain values only); a damaged, truncated or foreign file is a
+    one-line error — checked before any work when a run is restarted."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise _unusable(path, "it holds objects other than tensors and plain values") from None
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise _unusable(path, f"damaged or truncated: {_first_sentence(exc)}") from None
+    if not isinstance(payload, dict) or not {"epoch", "task", "optimizer"} <= set(payload):
+        raise _unusable(path, "not a vlprompt resume checkpoint")
+    return payload
+
+
+def load_resume(path: Path, task, optimizer) -> tuple:
+    """``(epochs done, epoch records)`` from a resume checkpoint; a damaged one is a one-line error."""
+    payload = read_resume(path)
+    try:
         task.load_state_dict(payload["task"])
         optimizer.load_state_dict(payload["optimizer"])
         return int(payload["epoch"]), list(payload.get("history", []))
-    except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise VLPromptError(
-            f"cannot resume from {path} ({reason}); delete it to restart the run from epoch 1"
-        ) from None
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise _unusable(path, f"it does not fit this run: {_first_sentence(exc)}") from None
+
+
+def _first_sentence(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
+
+
+def _unusable(path: Path, reason: str) -> VLPromptError:
+    return VLPromptError(f"cannot resume from {path} ({reason}); delete it to restart the run from epoch 1")
 
 
 def train(

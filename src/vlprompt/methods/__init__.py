@@ -1,8 +1,19 @@
-"""Prompt learners (base methods). Importing this package registers all of them in
-:data:`vlprompt.registry.LEARNERS`."""
+"""Prompt learners (base methods). Their declarations (:mod:`vlprompt.methods.configs`, torch-free) register them in
+:data:`vlprompt.registry.LEARNERS`; each implementation module is imported when a model is built."""
 
-from vlprompt.methods import cocoop, coop, deep, maple, vpt, zeroshot  # noqa: F401  (registration)
-from vlprompt.methods.base import LabelSpace, PromptLearner
+from __future__ import annotations
+
+import importlib
+
 from vlprompt.registry import LEARNERS
 
 __all__ = ["LEARNERS", "LabelSpace", "PromptLearner"]
+
+#: names that need torch, imported on first use
+_LAZY = {"PromptLearner": "vlprompt.methods.base", "LabelSpace": "vlprompt.task.types"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vlprompt.methods' has no attribute {name!r}")

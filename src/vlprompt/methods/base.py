@@ -24,21 +24,16 @@ Add-ons reach learner internals only through the methods declared here: :meth:`p
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from typing import Dict, FrozenSet, Iterator, List, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 import torch
 from torch import nn
 
-from vlprompt.presets import DatasetRule, Preset
+from vlprompt.methods.configs import LearnerConfig
+from vlprompt.registry import LEARNERS
 from vlprompt.task.types import LabelSpace
 
 __all__ = ["LearnerConfig", "PromptLearner", "LabelSpace"]
-
-
-@dataclass
-class LearnerConfig:
-    """Fields shared by all learners; subclasses add their own (dataclass inheritance)."""
 
 
 class PromptLearner(nn.Module):
@@ -50,9 +45,10 @@ class PromptLearner(nn.Module):
     #: False when the reference trainer runs the method in fp32 even in its fp16 mode (VPT): ``--precision fp16``
     #: then keeps the whole run in fp32
     half_precision: bool = True
-    #: published settings (:mod:`vlprompt.presets`)
-    presets: Mapping[str, Preset] = {}
-    dataset_rules: Tuple[DatasetRule, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        LEARNERS.bind(cls)
 
     @classmethod
     def capabilities(cls, config, backbone) -> FrozenSet[str]:

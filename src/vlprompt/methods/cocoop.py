@@ -19,36 +19,16 @@ Trainable: ``ctx`` and ``meta_net``.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from vlprompt.config import setting
 from vlprompt.methods.base import LabelSpace
-from vlprompt.methods.coop import INIT_WORDS, CoOp, CoOpConfig
-from vlprompt.presets import Preset
-from vlprompt.registry import LEARNERS
+from vlprompt.methods.configs import CoCoOpConfig
+from vlprompt.methods.coop import CoOp
 
 
-@dataclass
-class CoCoOpConfig(CoOpConfig):
-    n_ctx: int = setting(4, "context vectors M (with ctx_init: must equal its word count)")
-    ctx_init: str = setting(INIT_WORDS, "init words (empty: random N(0, init_std²) context)")
-
-
-_COCOOP = {"train": {"batch_size": 1, "lr": 0.002, "epochs": 10}, "cocoop": {"n_ctx": 4, "ctx_init": INIT_WORDS}}
-
-
-@LEARNERS.register("cocoop", CoCoOpConfig)
 class CoCoOp(CoOp):
-    presets = {
-        "b2n": Preset(_COCOOP, "CoCoOp config vit_b16_c4_ep10_batch1_ctxv1 (Zhou et al., CVPR 2022)"),
-        "xd": Preset(_COCOOP, "CoCoOp config vit_b16_c4_ep10_batch1_ctxv1, also used for cross-dataset"),
-        "dept": Preset(_COCOOP, "DePT's CoCoOp re-run, config vit_b16_c4_ep10_batch1_ctxv1 (Zhang et al., CVPR 2024)"),
-    }
-    dataset_rules = ()
-
     @classmethod
     def capabilities(cls, config, backbone):
         return (super().capabilities(config, backbone) - {"shared_text"}) | {"per_instance_text"}

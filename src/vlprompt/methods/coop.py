@@ -10,96 +10,17 @@ text tower and pooled at EOT; logits = 100 · cos(f, t_k) (Eq. 2 of the paper).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from vlprompt.config import setting
 from vlprompt.errors import VLPromptError
-from vlprompt.methods.base import LabelSpace, LearnerConfig, PromptLearner
-from vlprompt.methods.prompts import (
-    TEMPLATE_INIT,
-    ClassPrompts,
-    init_context_from_words,
-    placeholder_prefix,
-    prompt_text,
-)
-from vlprompt.presets import Preset, rule
-from vlprompt.registry import LEARNERS
-
-POSITIONS = ("end", "middle", "front")
-#: CoOp's few-shot schedule (configs rn50_ep50 / rn50_ep100 / rn50): epochs by shots
-FEWSHOT_EPOCHS = {1: 50, 2: 100, 4: 100, 8: 200, 16: 200}
-INIT_WORDS = "a photo of a"
+from vlprompt.methods.base import LabelSpace, PromptLearner
+from vlprompt.methods.configs import CoOpConfig
+from vlprompt.methods.prompts import ClassPrompts, init_context_from_words, placeholder_prefix, prompt_text
 
 
-@dataclass
-class CoOpConfig(LearnerConfig):
-    n_ctx: int = setting(16, "context vectors M (with ctx_init: must equal its word count)")
-    ctx_init: str = setting(
-        "",
-        "init words, e.g. 'a photo of a' (empty: random N(0, init_std²) context); 'template': the words before {} "
-        "in the run's template, whose text after {} then follows the class name",
-    )
-    csc: bool = setting(False, "class-specific context (one context per class)")
-    class_token_position: str = setting("end", "end | middle | front")
-    init_std: float = setting(0.02, "std of the random context init")
-
-    def __post_init__(self):
-        if self.n_ctx < 1:
-            raise VLPromptError(f"coop.n_ctx must be >= 1, got {self.n_ctx} (e.g. --set coop.n_ctx=16)")
-        if self.class_token_position not in POSITIONS:
-            raise VLPromptError(
-                f"unknown coop.class_token_position {self.class_token_position!r}: use end, middle or front"
-            )
-        words = self.init_words
-        if words and len(words.split()) != self.n_ctx:
-            raise VLPromptError(
-                f"coop.ctx_init {self.ctx_init!r} has {len(words.split())} words but coop.n_ctx={self.n_ctx}; "
-                f"the context takes one vector per word: --set coop.n_ctx={len(words.split())}"
-            )
-        if (words or self.ctx_init.strip() == TEMPLATE_INIT) and self.csc:
-            raise VLPromptError("coop.csc does not apply with coop.ctx_init (the reference ignores it): drop one")
-        if not self.init_std > 0:
-            raise VLPromptError(f"coop.init_std must be > 0, got {self.init_std}")
-
-    @property
-    def init_words(self) -> str:
-        """The init words (none for ``template``: they come from the label space's template)."""
-        return "" if self.ctx_init.strip() == TEMPLATE_INIT else self.ctx_init.replace("_", " ").strip()
-
-
-def _train(batch_size, lr, epochs):
-    return {"batch_size": batch_size, "lr": lr, "epochs": epochs}
-
-
-WORD_INIT = {"n_ctx": 4, "ctx_init": INIT_WORDS}
-
-
-@LEARNERS.register("coop", CoOpConfig)
 class CoOp(PromptLearner):
-    presets = {
-        "fewshot": Preset(
-            {"train": _train(32, 0.002, FEWSHOT_EPOCHS), "coop": {"n_ctx": 16, "ctx_init": ""}},
-            "CoOp few-shot configs rn50_ep50/ep100/rn50 (Zhou et al., IJCV 2022)",
-        ),
-        "b2n": Preset(
-            {"train": _train(32, 0.002, 200), "coop": WORD_INIT},
-            "CoOp baseline of CoCoOp's base-to-new table, config vit_b16_ctxv1 (Zhou et al., CVPR 2022)",
-        ),
-        "xd": Preset(
-            {"train": _train(32, 0.002, 50), "coop": WORD_INIT},
-            "CoOp cross-dataset config vit_b16_ep50_ctxv1",
-        ),
-        "dept": Preset(
-            {"train": _train(4, 0.0035, 10), "coop": {"n_ctx": 16, "ctx_init": ""}},
-            "DePT's CoOp re-run, config vit_b16_ep10_bs4_lr35 (Zhang et al., CVPR 2024)",
-        ),
-    }
-    dataset_rules = (
-        rule(["imagenet"], {"train": {"epochs": 50}}, "CoOp *_ep50 configs for ImageNet", ["fewshot", "b2n", "xd"]),
-    )
+    """CoOp's learner (config :class:`~vlprompt.methods.configs.CoOpConfig`)."""
 
     @classmethod
     def capabilities(cls, config, backbone):

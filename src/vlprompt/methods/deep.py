@@ -15,13 +15,11 @@ reference; ``ctx`` is half like CoOp's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Tuple
 
 from torch import nn
 
-from vlprompt.config import setting
-from vlprompt.methods.base import LabelSpace, LearnerConfig, PromptLearner
+from vlprompt.methods.base import LabelSpace, PromptLearner
 from vlprompt.methods.deep_prompts import (
     check_prompts,
     clamp_depth,
@@ -32,46 +30,12 @@ from vlprompt.methods.deep_prompts import (
     vision_prompts,
 )
 from vlprompt.methods.prompts import ClassPrompts, prompt_text
-from vlprompt.presets import Preset
-from vlprompt.registry import LEARNERS
-
-INIT_WORDS = "a photo of a"
-MAPLE_REPO = "MaPLe repository (Khattak et al., CVPR 2023)"
 
 
-@dataclass
-class LPTConfig(LearnerConfig):
-    n_ctx_text: int = setting(4, "text prompt vectors n_t per block")
-    depth_text: int = setting(12, "text prompt depth J_t (prompts in blocks 0..J_t-1)")
-    ctx_init: str = setting(
-        INIT_WORDS,
-        "its first n_t tokens initialise P_0 (random when it has fewer); 'template': the words before {} in the "
-        "run's template, whose text after {} then follows the class name",
-    )
-    init_std: float = setting(0.02, "std of the random prompt init")
-
-
-@dataclass
-class IVLPConfig(LPTConfig):
-    n_ctx_text: int = setting(2, "text prompt vectors n_t per block")
-    n_ctx_vision: int = setting(2, "vision prompt tokens n_v per block (0: no vision prompts)")
-    depth_vision: int = setting(12, "vision prompt depth J_v")
-
-
-@LEARNERS.register("lpt", LPTConfig)
 class LPT(PromptLearner):
     """Deep language prompting: per-layer prompts in the text tower only (the image tower stays prompt-free)."""
 
     fp32_params = ("text_deep",)
-    presets = {
-        "b2n": Preset(
-            {
-                "train": {"batch_size": 4, "lr": 0.0025, "epochs": 5},
-                "lpt": {"n_ctx_text": 4, "depth_text": 12, "ctx_init": INIT_WORDS},
-            },
-            f"{MAPLE_REPO}, deep language prompting config",
-        )
-    }
 
     def text_settings(self, config) -> Tuple[int, int, Tuple[str, str]]:
         """(n_t, J_t, the two setting names for messages) of ``config``."""
@@ -123,27 +87,10 @@ class LPT(PromptLearner):
         return int(self.ctx.shape[0])
 
 
-@LEARNERS.register("ivlp", IVLPConfig)
 class IVLP(LPT):
     """Independent vision-language prompting: deep prompts in both towers."""
 
     fp32_params = ("text_deep", "vision_ctx", "vision_deep")
-    presets = {
-        "b2n": Preset(
-            {
-                "train": {"batch_size": 4, "lr": 0.0035, "epochs": 5},
-                "ivlp": {"n_ctx_text": 2, "n_ctx_vision": 2, "depth_text": 12, "depth_vision": 12},
-            },
-            f"{MAPLE_REPO}, IVLP config vit_b16_c2_ep5_batch4_2+2ctx",
-        ),
-        "promptsrc": Preset(
-            {
-                "train": {"batch_size": 4, "lr": 0.0025, "epochs": 20},
-                "ivlp": {"n_ctx_text": 4, "n_ctx_vision": 4, "depth_text": 9, "depth_vision": 9},
-            },
-            "PromptSRC repository, IVLP baseline 4+4 prompts, depth 9 (Khattak et al., ICCV 2023)",
-        ),
-    }
 
     @classmethod
     def capabilities(cls, config, backbone):

@@ -20,44 +20,21 @@ count. The deep prompts and their couplings stay fp32 under ``--precision fp16``
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
 
-from vlprompt.config import setting
-from vlprompt.methods.base import LearnerConfig
-from vlprompt.methods.deep import INIT_WORDS, LPT
+from vlprompt.methods.deep import LPT
 from vlprompt.methods.deep_prompts import clamp_depth
-from vlprompt.presets import Preset
-from vlprompt.registry import LEARNERS
-
-
-@dataclass
-class MaPLeConfig(LearnerConfig):
-    n_ctx: int = setting(2, "prompt vectors n per block")
-    depth: int = setting(9, "prompt depth J of both towers (prompts in blocks 0..J-1; XD/DG preset: 3)")
-    ctx_init: str = setting(INIT_WORDS, "its first n tokens initialise P_0")
-    init_std: float = setting(0.02, "std of the random prompt init")
 
 
 def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return layer(x.to(layer.weight.dtype))
 
 
-def _maple(lr: float, epochs: int, depth: int):
-    return {"train": {"batch_size": 4, "lr": lr, "epochs": epochs}, "maple": {"n_ctx": 2, "depth": depth}}
-
-
-@LEARNERS.register("maple", MaPLeConfig)
 class MaPLe(LPT):
     fp32_params = ("text_deep", "couplings")
-    presets = {
-        "b2n": Preset(_maple(0.0035, 5, 9), "MaPLe config vit_b16_c2_ep5_batch4_2ctx (Khattak et al., CVPR 2023)"),
-        "xd": Preset(_maple(0.0026, 2, 3), "MaPLe cross-dataset config vit_b16_c2_ep5_batch4_2ctx_cross_datasets"),
-        "dept": Preset(_maple(0.0035, 10, 9), "DePT's MaPLe re-run, config vit_b16_c2_ep10_batch4_2ctx"),
-    }
 
     def text_settings(self, config):
         bb = self.backbone

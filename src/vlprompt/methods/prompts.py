@@ -29,10 +29,9 @@ from torch import nn
 
 from vlprompt.backbones.adapter import maybe_checkpoint
 from vlprompt.errors import VLPromptError
+from vlprompt.methods.configs import TEMPLATE_INIT
 
 PLACEHOLDER = "X"
-#: ``ctx_init`` value that takes the init words and the text after the class name from the run's template
-TEMPLATE_INIT = "template"
 
 
 def clean_classname(name: str) -> str:

@@ -8,35 +8,17 @@ setting (its ``load_clip_to_cpu`` returns ``model.float()``), so ``--precision f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from vlprompt.config import setting
-from vlprompt.methods.base import LabelSpace, LearnerConfig, PromptLearner
+from vlprompt.methods.base import LabelSpace, PromptLearner
+from vlprompt.methods.configs import VPTConfig
 from vlprompt.methods.deep_prompts import per_block, vision_depth, vision_prompts
 from vlprompt.methods.prompts import hand_crafted_features
-from vlprompt.presets import Preset
-from vlprompt.registry import LEARNERS
 
 #: the fixed text of deep vision prompting
 VPT_TEMPLATE = "a photo of a {}."
 
 
-@dataclass
-class VPTConfig(LearnerConfig):
-    n_ctx_vision: int = setting(8, "vision prompt tokens n_v per block")
-    depth_vision: int = setting(12, "vision prompt depth J_v (prompts in blocks 0..J_v-1)")
-    init_std: float = setting(0.02, "std of the random prompt init")
-
-
-@LEARNERS.register("vpt", VPTConfig)
 class VPT(PromptLearner):
     half_precision = False
-    presets = {
-        "b2n": Preset(
-            {"train": {"batch_size": 4, "lr": 0.0025, "epochs": 5}, "vpt": {"n_ctx_vision": 8, "depth_vision": 12}},
-            "MaPLe repository (Khattak et al., CVPR 2023), deep vision prompting config",
-        )
-    }
 
     @classmethod
     def capabilities(cls, config, backbone):

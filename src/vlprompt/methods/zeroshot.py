@@ -8,27 +8,11 @@ re-normalised. Logits = 100 · f̂ · T̂ᵀ.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from vlprompt.config import setting
-from vlprompt.errors import VLPromptError
-from vlprompt.methods.base import LabelSpace, LearnerConfig, PromptLearner
+from vlprompt.methods.base import LabelSpace, PromptLearner
+from vlprompt.methods.configs import ZeroShotConfig
 from vlprompt.methods.prompts import hand_crafted_features
-from vlprompt.registry import LEARNERS
-
-TEMPLATE_MODES = ("single", "ensemble")
 
 
-@dataclass
-class ZeroShotConfig(LearnerConfig):
-    templates: str = setting("single", "single: the dataset's template; ensemble: CoOp's 7 templates + it")
-
-    def __post_init__(self):
-        if self.templates not in TEMPLATE_MODES:
-            raise VLPromptError(f"unknown --templates {self.templates!r}: use single or ensemble")
-
-
-@LEARNERS.register("zeroshot", ZeroShotConfig)
 class ZeroShot(PromptLearner):
     @classmethod
     def capabilities(cls, config, backbone):

@@ -35,9 +35,9 @@ class Composition:
     def components(self) -> Tuple[str, ...]:
         return (self.base, *self.addons)
 
-    def classes(self) -> List[Tuple[str, type]]:
-        """``[(name, class)]`` of the learner and every add-on, in method order."""
-        return [(self.base, LEARNERS.get(self.base))] + [(a, ADDONS.get(a)) for a in self.addons]
+    def configs(self) -> List[Tuple[str, type]]:
+        """``[(name, config class)]`` of the learner and every add-on, in method order (no model library)."""
+        return [(self.base, LEARNERS.config(self.base))] + [(a, ADDONS.config(a)) for a in self.addons]
 
 
 def parse_method(method: str) -> Composition:
@@ -51,7 +51,7 @@ def parse_method(method: str) -> Composition:
         )
     head, rest = parts[0], parts[1:]
     base, implied = ALIASES.get(head, (head, ()))
-    LEARNERS.get(base)  # unknown base method: one line listing the choices
+    LEARNERS.config(base)  # unknown base method: one line listing the choices
     addons: List[str] = []
     named: List[str] = []
 
@@ -63,7 +63,7 @@ def parse_method(method: str) -> Composition:
         if name in addons:
             return
         addons.append(name)
-        for extra in ADDONS.get(name).implies:
+        for extra in ADDONS.config(name).implies:
             add(extra, explicit=False)
 
     for name in implied:
@@ -73,7 +73,7 @@ def parse_method(method: str) -> Composition:
             raise VLPromptError(
                 f"--method {method!r} combines two base methods ({head}, {name}); use one base plus add-ons"
             )
-        ADDONS.get(name)
+        ADDONS.config(name)  # unknown add-on: one line listing the choices
         add(name, explicit=True)
     return Composition(text, base, tuple(addons))
 

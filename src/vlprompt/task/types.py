@@ -4,9 +4,10 @@ training is, and what one training step returns."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
-import torch
+if TYPE_CHECKING:  # torch is needed only by the values that hold tensors
+    import torch
 
 
 @dataclass

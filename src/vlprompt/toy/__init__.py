@@ -12,3 +12,7 @@
 
 Importing this package imports nothing heavy; import the submodules you need.
 """
+
+#: the version of the world's sampling and rendering (:mod:`vlprompt.toy.world`); bump it whenever either changes:
+#: cached datasets are stored per version (kept here so that locating them imports no image library)
+WORLD_VERSION = 1

@@ -18,26 +18,31 @@ freely. See :mod:`vlprompt.toy.world` for the styles and the domain gap to pretr
 Images are generated once (PNG, 64 px) into ``<root>/<name>-v<WORLD_VERSION>`` — ``root`` is the
 reader's ``data_root`` if given, else ``$VLPROMPT_CACHE/toy`` (``VLPROMPT_CACHE`` defaults to
 ``~/.cache/vlprompt``) — next to a CoOp-format split file ``split_<name>.json``, so the ``split``
-reader can read them too. Generation writes into a temporary folder that is renamed into place, so an
-interrupted run never leaves a half-written dataset behind.
+reader can read them too. Generation writes into a temporary folder (named after the host and process) that is
+renamed into place, so an interrupted run never leaves a half-written dataset behind; the temporary folder of a
+generator that was killed is removed by the next one. Reading the split needs no image library.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from vlprompt.data.base import DATASETS, DatasetSplits, Datum
 from vlprompt.progress import progress
-from vlprompt.toy.world import WORLD_VERSION, render, sample_scene
+from vlprompt.toy import WORLD_VERSION
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+log = logging.getLogger("vlprompt")
 
 IMAGE_SIZE = 64
 SPLITS: Tuple[str, ...] = ("train", "val", "test")
@@ -88,6 +93,10 @@ SPECS: Dict[str, ToySpec] = {
 
 def toy_image(name: str, split: str, label: int, index: int) -> Image.Image:
     """Image ``index`` of class ``label`` in ``split`` of toy dataset ``name`` (a pure function of these)."""
+    import numpy as np
+
+    from vlprompt.toy.world import render, sample_scene
+
     spec = SPECS[name]
     rng = np.random.default_rng([spec.seed, SPLITS.index(split), label, index])
     return render(sample_scene(rng, spec.style, **spec.classes[label]), IMAGE_SIZE)
@@ -135,7 +144,8 @@ def ensure_toy_dataset(name: str, data_root: Optional[Path] = None) -> Path:
     if (final / f"split_{name}.json").is_file():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    _remove_abandoned(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_tmp_prefix(final)}{socket.gethostname()}-{os.getpid()}-", dir=final.parent))
     try:
         _generate(SPECS[name], tmp)
         os.replace(tmp, final)
@@ -145,6 +155,30 @@ def ensure_toy_dataset(name: str, data_root: Optional[Path] = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _tmp_prefix(final: Path) -> str:
+    return f".{final.name}.tmp-"
+
+
+def _remove_abandoned(final: Path) -> None:
+    """Remove the temporary folders that generators of ``final`` killed on this host left behind."""
+    host = socket.gethostname()
+    for tmp in final.parent.glob(_tmp_prefix(final) + "*"):
+        owner_host, _, rest = tmp.name[len(_tmp_prefix(final)) :].rpartition("-")[0].rpartition("-")
+        if owner_host == host and rest.isdigit() and not _alive(int(rest)):
+            log.warning("removing %s, left by an interrupted toy-dataset generation", tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def read_toy_dataset(name: str, data_root: Optional[Path] = None) -> DatasetSplits:

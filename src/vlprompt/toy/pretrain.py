@@ -44,8 +44,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vlprompt.data.transforms import CLIP_MEAN, CLIP_STD
+from vlprompt.toy import WORLD_VERSION
 from vlprompt.toy.model import load_toy_clip, save_toy_clip
-from vlprompt.toy.world import WORLD_VERSION, Scene, caption, render, sample_scene
+from vlprompt.toy.world import Scene, caption, render, sample_scene
 
 TOY_ARCHITECTURE = {
     "embed_dim": 64,

@@ -58,8 +58,6 @@ PATTERNS: Tuple[str, ...] = ("plain", "striped", "dotted", "checkered")
 #: radius range of each size, as a fraction of the image side
 SIZES: Dict[str, Tuple[float, float]] = {"small": (0.14, 0.2), "medium": (0.22, 0.28), "large": (0.3, 0.38)}
 STYLES: Tuple[str, ...] = ("clean", "photo", "sketch")
-#: bump whenever sampling or rendering changes: cached datasets are stored per version
-WORLD_VERSION = 1
 
 #: sentence frames of pretraining captions; ``{}`` is a noun phrase with its article ("a red star")
 CAPTION_TEMPLATES: Tuple[str, ...] = (
