@@ -72,7 +72,7 @@ def run_in_process(argv: Sequence[str], log_path: Path) -> int:
         fh.flush()
         try:
             code = main(list(argv))
-        except SystemExit as exc:  # argparse rejected the arguments
+        except SystemExit as exc:  # the command line parser rejected the arguments
             code = exc.code if isinstance(exc.code, int) else 2
         except Exception:
             traceback.print_exc()
