@@ -58,10 +58,11 @@ BlockHook = Callable[[str, int, nn.Module, torch.Tensor, torch.Tensor, int], Non
 DeepPrompts = Optional[Sequence[Optional[torch.Tensor]]]
 
 
-#: automatic text chunk: at most this many token x width x layer units per pass (~11,000 tokens of a
-#: ViT-B/16-sized text tower, about 3.5 GB of fp32 activations kept for the backward pass at the measured
-#: ~0.3 MB per token): 1,000 CoOp class suffixes run in one pass, 1,000 truncated prompts in two
-AUTO_CHUNK_BUDGET = 2**26
+#: automatic text chunk: at most this many token x width x layer units per pass (~2,700 tokens of a
+#: ViT-B/16-sized text tower, about 0.8 GB of fp32 activations kept for the backward pass at the measured
+#: ~0.3 MB per token): up to ~680 CoOp class suffixes run in one pass, so 100-class label spaces are never
+#: chunked and a 1,000-class CoOp step at batch 32 peaks below 4 GB (BENCHMARKS.md)
+AUTO_CHUNK_BUDGET = 2**24
 
 
 def _expand(p: torch.Tensor, n: int, dtype: torch.dtype, fp16: bool = False) -> torch.Tensor:
