@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from vlprompt.config import setting
+from vlprompt.methods.configs import promptsrc_ivlp
 from vlprompt.presets import Preset, rule
 from vlprompt.registry import ADDONS
 
@@ -52,13 +53,6 @@ class KgConfig(AddOnConfig):
 
 
 # ------------------------------------------------------------------------------------------ PromptSRC + GPA
-def _promptsrc(epochs: int, depth: int):
-    return {
-        "train": {"batch_size": 4, "lr": 0.0025, "epochs": epochs},
-        "ivlp": {"n_ctx_text": 4, "n_ctx_vision": 4, "depth_text": depth, "depth_vision": depth},
-    }
-
-
 @ADDONS.register("src", implementation="vlprompt.addons.promptsrc:SrcAddOn")
 @dataclass
 class SrcConfig(AddOnConfig):
@@ -68,9 +62,9 @@ class SrcConfig(AddOnConfig):
 
     implies = ("gpa",)
     presets = {
-        "b2n": Preset(_promptsrc(20, 9), f"{PROMPTSRC_REPO}, config vit_b16_c2_ep20_batch4_4+4ctx"),
-        "xd": Preset(_promptsrc(20, 3), f"{PROMPTSRC_REPO}, config vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets"),
-        "fewshot": Preset(_promptsrc(50, 9), f"{PROMPTSRC_REPO}, few-shot config (50 epochs)"),
+        "b2n": Preset(promptsrc_ivlp(20, 9), f"{PROMPTSRC_REPO}, config vit_b16_c2_ep20_batch4_4+4ctx"),
+        "xd": Preset(promptsrc_ivlp(20, 3), f"{PROMPTSRC_REPO}, config vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets"),
+        "fewshot": Preset(promptsrc_ivlp(50, 9), f"{PROMPTSRC_REPO}, few-shot config (50 epochs)"),
     }
 
 

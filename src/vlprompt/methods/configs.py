@@ -164,6 +164,15 @@ class LPTConfig(LearnerConfig):
         require_positive_std(section, self.init_std)
 
 
+def promptsrc_ivlp(epochs: int, depth: int) -> dict:
+    """The PromptSRC repository's IVLP settings (its baseline and PromptSRC's own configs): batch 4, lr 0.0025,
+    4 + 4 prompt tokens in the first ``depth`` blocks of both towers, ``epochs`` epochs."""
+    return {
+        "train": {"batch_size": 4, "lr": 0.0025, "epochs": epochs},
+        "ivlp": {"n_ctx_text": 4, "n_ctx_vision": 4, "depth_text": depth, "depth_vision": depth},
+    }
+
+
 @LEARNERS.register("ivlp", implementation="vlprompt.methods.deep:IVLP")
 @dataclass
 class IVLPConfig(LPTConfig):
@@ -180,10 +189,7 @@ class IVLPConfig(LPTConfig):
             f"{MAPLE_REPO}, IVLP config vit_b16_c2_ep5_batch4_2+2ctx",
         ),
         "promptsrc": Preset(
-            {
-                "train": {"batch_size": 4, "lr": 0.0025, "epochs": 20},
-                "ivlp": {"n_ctx_text": 4, "n_ctx_vision": 4, "depth_text": 9, "depth_vision": 9},
-            },
+            promptsrc_ivlp(20, 9),
             "PromptSRC repository, IVLP baseline 4+4 prompts, depth 9 (Khattak et al., ICCV 2023)",
         ),
     }
