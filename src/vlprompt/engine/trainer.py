@@ -138,8 +138,9 @@ def train(
             group["lr"] = group_lr
         step_log: Optional[List[dict]] = [] if cfg.log_steps else None
         record = run_epoch(task, data, optimizer, cfg, seed, epoch, device, progress, step_fn, step_log=step_log)
-        for entry in step_log if main and step_log else []:
-            fileio.append_jsonl(steps_path, {"epoch": epoch + 1, "lr": lr, **entry})
+        if main:
+            for entry in step_log or []:
+                fileio.append_jsonl(steps_path, {"epoch": epoch + 1, "lr": lr, **entry})
         record.update({"epoch": epoch + 1, "lr": lr, "lr_groups": lrs})
         record.update(task.on_epoch_end(epoch, cfg.epochs))
         if evaluate is not None and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
@@ -215,22 +216,20 @@ def run_epoch(
         # DDP averages gradients over the ranks: weighting by share · world gives the global batch's gradient
         (loss * (share * world) if world > 1 else loss).backward()
         optimizer.step()
-        for name, value in result.losses.items():
-            sums[name] = sums.get(name, 0.0) + value.item() * share
-        sums["loss"] = sums.get("loss", 0.0) + loss.item() * share
-        for name, value in result.report.items():
-            sums[name] = sums.get(name, 0.0) + float(value) * share
+        terms = {name: value.item() for name, value in result.losses.items()}
+        terms["loss"] = loss.item()
+        terms.update({name: float(value) for name, value in result.report.items()})
+        for name, value in terms.items():
+            sums[name] = sums.get(name, 0.0) + value * share
         hits = int((result.logits.argmax(-1) == y).sum())
         correct += hits
         seen += len(y)
         steps += 1
         bar.set_postfix(loss=f"{sums['loss'] / steps:.4f}", acc=f"{100.0 * correct / seen:.1f}")
         if step_log is not None:  # the global batch's values: shares summed over the ranks
-            terms = {"loss": loss.item(), **{name: value.item() for name, value in result.losses.items()}}
-            terms.update({name: float(value) for name, value in result.report.items()})
             line = distributed.all_reduce_sum({**{k: v * share for k, v in terms.items()}, "hits": hits, "n": len(y)})
             hits_all, n_all = line.pop("hits"), line.pop("n")
-            step_log.append({"batch": step + 1, **line, "acc": 100.0 * hits_all / n_all})
+            step_log.append({"batch": step + 1, "loss": line.pop("loss"), **line, "acc": 100.0 * hits_all / n_all})
     if steps == 0:
         raise VLPromptError("the training split is empty after sampling; check --shots and the dataset")
     sums = distributed.all_reduce_sum(sums)
