@@ -20,11 +20,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from vlprompt.errors import VLPromptError
 
 
-def setting(default: Any = None, help: str = "", **kw) -> Any:
-    """A dataclass field with ``help`` metadata (shown by ``vlprompt presets``)."""
+def setting(default: Any = None, help: str = "", literal_none: bool = False, **kw) -> Any:
+    """A dataclass field with ``help`` metadata (shown by ``vlprompt presets``). ``literal_none``: the string
+    ``none`` is a value of this field (``--pretrained none`` = random weights), not "unset"."""
+    metadata = {"help": help, "literal_none": literal_none}
     if "default_factory" in kw:
-        return field(metadata={"help": help}, **kw)
-    return field(default=default, metadata={"help": help}, **kw)
+        return field(metadata=metadata, **kw)
+    return field(default=default, metadata=metadata, **kw)
 
 
 def _require(ok: bool, message: str) -> None:
@@ -89,7 +91,11 @@ class DataConfig:
 @dataclass
 class BackboneConfig:
     name: str = setting("toy", "open_clip model name, model-config JSON path, or `toy`")
-    pretrained: Optional[str] = setting(None, "open_clip tag, local weights file or folder, or `none`")
+    pretrained: Optional[str] = setting(
+        None,
+        "open_clip tag, local weights file or folder, or `none` (random weights); unset: the architecture's default",
+        literal_none=True,
+    )
     trust_pickle: bool = setting(False, "allow fully unpickling a weights file (only for files you trust)")
     device: str = setting("auto", "auto | cpu | cuda | cuda:N")
     quick_gelu: Optional[bool] = setting(None, "QuickGELU (OpenAI's CLIP) or GELU; None: decided from the weights")
@@ -192,6 +198,15 @@ def coerce(value: Any, typ: Any, key: str) -> Any:
     return value
 
 
+def coerce_field(cls, key: str, value: Any, section: str) -> Any:
+    """``value`` parsed for field ``key`` of section dataclass ``cls`` (:func:`coerce`, except that a
+    ``literal_none`` field keeps the string ``none``)."""
+    meta = {f.name: f.metadata for f in dataclasses.fields(cls)}.get(key, {})
+    if meta.get("literal_none") and isinstance(value, str) and value.lower() == "none":
+        return "none"
+    return coerce(value, _field_types(cls)[key], f"{section}.{key}")
+
+
 def make_section(cls, values: Dict[str, Any], section: str):
     """Instantiate section dataclass ``cls`` from ``values`` (coerced to the field types; unknown keys refused)."""
     types = _field_types(cls)
@@ -201,7 +216,7 @@ def make_section(cls, values: Dict[str, Any], section: str):
             f"unknown setting {section}.{unknown[0]}; {section} has: {', '.join(sorted(types)) or 'no settings'}"
         )
     try:
-        return cls(**{k: coerce(v, types[k], f"{section}.{k}") for k, v in values.items()})
+        return cls(**{k: coerce_field(cls, k, v, section) for k, v in values.items()})
     except TypeError as exc:
         raise VLPromptError(f"invalid {section} settings: {exc}") from None
 
@@ -369,7 +384,7 @@ def make_config(
         types = _field_types(sections[section])
         if key not in types:
             make_section(sections[section], {key: None}, section)  # raises the one-line "unknown setting" error
-        parsed.append((section, key, coerce(value, types[key], f"{section}.{key}")))
+        parsed.append((section, key, coerce_field(sections[section], key, value, section)))
     shots = flags["data"].get("shots") or 0
     resolution = resolve(
         configs,

@@ -9,7 +9,9 @@
 
 ``--pretrained`` is one of
   * ``None`` — the embedded weights for ``toy``; the ``openai`` tag for a named model that has one;
-  * ``none`` — random initialisation (tests, debugging);
+  * ``none`` (any case) — random initialisation (tests, debugging), drawn from the fixed seed
+    :data:`RANDOM_WEIGHTS_SEED` so that a run's evaluation rebuilds the weights it trained on; recorded as
+    ``none`` and said once in the log;
   * an open_clip tag (``openai``, ``laion2b_s34b_b88k``, ...) — downloaded through open_clip when the
     network is reachable, or found in the Hugging Face cache; without network it fails within seconds;
   * a local file: ``.safetensors``, a ``.pt``/``.bin``/``.pth`` state dict, or an OpenAI JIT archive;
@@ -58,6 +60,10 @@ NETWORK_PROBE_TIMEOUT_S = 3.0
 OPENAI_JIT_ONLY_KEYS = ("input_resolution", "context_length", "vocab_size")
 #: the HF Hub / open_clip export's config file that sits next to the weights
 OPEN_CLIP_CONFIG_NAME = "open_clip_config.json"
+#: ``--pretrained`` value (and record) of random weights
+RANDOM_WEIGHTS = "none"
+#: the seed random weights are drawn from (the caller's RNG state is left as it was)
+RANDOM_WEIGHTS_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -382,7 +388,7 @@ def load_clip(
     Returns ``(model, BackboneSpec)``; the model is in eval mode with no parameter requiring grad.
     """
     config, builtin = resolve_config(backbone)
-    source = "random"
+    source = RANDOM_WEIGHTS
     weights_path: Optional[Path] = None
     openai_jit = False
     state: Optional[Dict[str, torch.Tensor]] = None
@@ -401,7 +407,7 @@ def load_clip(
                 f"--pretrained is required for --backbone {backbone}: an open_clip tag, a local weights file or "
                 "directory, or `none` for random weights"
             )
-    if pretrained is not None and pretrained.lower() != "none":
+    if pretrained is not None and pretrained.lower() != RANDOM_WEIGHTS:
         local = Path(pretrained).expanduser()
         if local.is_dir():
             weights_path = find_weights_in_dir(local)
@@ -441,12 +447,14 @@ def load_clip(
     if openai_jit:
         oc = _openclip()
         model = oc.model.build_model_from_openai_state_dict(state, quick_gelu=act.quick_gelu, cast_dtype=None).float()
-    else:
+    elif state is not None:
         model = build_model(config)
-        if state is not None:
-            _load_into(model, state, str(weights_path), backbone)
-        elif source == "random":
-            log.warning("backbone %s uses random weights (--pretrained none)", backbone)
+        _load_into(model, state, str(weights_path), backbone)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            model = build_model(config)
+        log.warning("backbone %s uses random weights (--pretrained none, seed %d)", backbone, RANDOM_WEIGHTS_SEED)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -33,6 +33,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from vlprompt.backbones.loading import RANDOM_WEIGHTS
 from vlprompt.errors import VLPromptError
 
 
@@ -138,7 +139,7 @@ def gather_rows(*pieces: Sequence[torch.Tensor]) -> List[torch.Tensor]:
 
 def share_random_backbone(backbone) -> None:
     """Random (``--pretrained none``) backbone weights differ per process: take rank 0's."""
-    if not active() or getattr(backbone.spec, "pretrained", None) != "random":
+    if not active() or getattr(backbone.spec, "pretrained", None) != RANDOM_WEIGHTS:
         return
     with torch.no_grad():
         for tensor in backbone.clip.state_dict().values():
