@@ -5,7 +5,9 @@
   * an open_clip model name (``ViT-B-16``, ``RN50``, ``ViT-B/16`` is accepted too; ``ViT-B-16-quickgelu``
     is the same architecture with OpenAI's QuickGELU);
   * a path to an open_clip model-config JSON (``{"embed_dim", "vision_cfg", "text_cfg", ...}``, or an
-    ``open_clip_config.json`` holding it under ``model_cfg``) for custom / tiny architectures.
+    ``open_clip_config.json`` holding it under ``model_cfg``) for custom / tiny architectures;
+  * a Hugging Face ``transformers`` ``CLIPModel`` folder (``config.json`` + ``model.safetensors``): the open_clip
+    architecture it corresponds to, with its own weights (:mod:`vlprompt.backbones.hf_clip`).
 
 ``--pretrained`` is one of
   * ``None`` — the embedded weights for ``toy``; the ``openai`` tag for a named model that has one;
@@ -15,7 +17,8 @@
   * an open_clip tag (``openai``, ``laion2b_s34b_b88k``, ...) — downloaded through open_clip when the
     network is reachable, or found in the Hugging Face cache; without network it fails within seconds;
   * a local file: ``.safetensors``, a ``.pt``/``.bin``/``.pth`` state dict, or an OpenAI JIT archive;
-  * a local directory holding such a file (open_clip / HF Hub layout).
+  * a local directory holding such a file (open_clip / HF Hub layout), or a ``CLIPModel`` folder, whose
+    architecture must then be the one of ``--backbone``.
 
 The MLP activation follows the weights (OpenAI's CLIP, Radford et al., ICML 2021, uses QuickGELU,
 ``x * sigmoid(1.702 x)``; open_clip's plain configs use GELU): see :func:`resolve_activation`.
@@ -26,6 +29,7 @@ refused unless ``trust_pickle=True`` (unpickling can run arbitrary code).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -39,6 +43,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from vlprompt.backbones import hf_clip
 from vlprompt.errors import VLPromptError
 
 log = logging.getLogger(__name__)
@@ -113,6 +118,8 @@ def resolve_config(backbone: str) -> Tuple[Dict, Optional[str]]:
         from vlprompt.toy.model import toy_model_config
 
         return toy_model_config(), None
+    if hf_clip.is_hf_clip_dir(Path(backbone).expanduser()):
+        return hf_clip.hf_clip_config(Path(backbone).expanduser()), None
     builtin = _builtin_name(backbone)
     if builtin is not None:
         return dict(_openclip().get_model_config(builtin)), builtin
@@ -140,6 +147,48 @@ def build_model(config: Dict) -> torch.nn.Module:
         return cls(**cfg)
     except TypeError as exc:
         raise VLPromptError(f"invalid open_clip model config: {exc}") from None
+
+
+def architecture_fields(config: Dict) -> Dict:
+    """A model config with every tower setting spelled out (open_clip's defaults filled in) and the activation
+    left out: equal for two configs that build the same architecture."""
+    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+
+    def tower(cls, values):
+        try:
+            return dataclasses.asdict(cls(**values))
+        except TypeError:
+            return dict(values)
+
+    return {
+        "embed_dim": config.get("embed_dim"),
+        "vision_cfg": tower(CLIPVisionCfg, config.get("vision_cfg", {})),
+        "text_cfg": tower(CLIPTextCfg, config.get("text_cfg", {})),
+        **{k: v for k, v in config.items() if k not in ("embed_dim", "vision_cfg", "text_cfg", "quick_gelu")},
+    }
+
+
+def matching_builtin(config: Dict) -> Optional[str]:
+    """The first open_clip model name whose architecture is ``config``'s (None when no name matches)."""
+    target = architecture_fields(config)
+    oc = _openclip()
+    for name in oc.list_models():
+        if not name.endswith("-quickgelu") and architecture_fields(oc.get_model_config(name)) == target:
+            return name
+    return None
+
+
+def _check_hf_architecture(directory: Path, config: Dict, backbone: str) -> None:
+    """A ``CLIPModel`` folder given as ``--pretrained`` must hold ``--backbone``'s architecture."""
+    own = hf_clip.hf_clip_config(directory)
+    if architecture_fields(own) == architecture_fields(config):
+        return
+    name = matching_builtin(own)
+    also = f" (= open_clip's {name})" if name else ""
+    raise VLPromptError(
+        f"--pretrained {directory} is a Hugging Face CLIPModel whose architecture is not --backbone {backbone}'s; "
+        f"pass --backbone {directory} to use its own architecture{also}"
+    )
 
 
 # -------------------------------------------------------------------------------------- activation
@@ -394,7 +443,10 @@ def load_clip(
     state: Optional[Dict[str, torch.Tensor]] = None
     tag: Optional[str] = None
     pcfg: Optional[Dict] = None
+    hf_dir: Optional[Path] = None
 
+    if pretrained is None and hf_clip.is_hf_clip_dir(Path(backbone).expanduser()):
+        pretrained = backbone  # a CLIPModel folder as --backbone brings its own weights
     if pretrained is None:
         if backbone == "toy":
             from vlprompt.toy.model import TOY_WEIGHTS_PATH
@@ -409,7 +461,10 @@ def load_clip(
             )
     if pretrained is not None and pretrained.lower() != RANDOM_WEIGHTS:
         local = Path(pretrained).expanduser()
-        if local.is_dir():
+        if hf_clip.is_hf_clip_dir(local):
+            _check_hf_architecture(local, config, backbone)
+            hf_dir, weights_path = local, find_weights_in_dir(local)
+        elif local.is_dir():
             weights_path = find_weights_in_dir(local)
         elif local.is_file():
             weights_path = local
@@ -428,6 +483,11 @@ def load_clip(
         source = source if source == "embedded" else str(pretrained)
     if weights_path is not None:
         state, openai_jit = load_state_dict(weights_path, trust_pickle=trust_pickle)
+    if hf_dir is not None:
+        state = hf_clip.hf_clip_state_dict(state, config, str(weights_path))
+        if quick_gelu is None:
+            hf_act = hf_clip.hf_clip_config(hf_dir)["quick_gelu"]
+            quick_gelu, quick_gelu_reason = hf_act, f"hidden_act in {hf_dir / hf_clip.HF_CONFIG_NAME}"
 
     act = resolve_activation(
         config,
