@@ -13,6 +13,7 @@ import torch
 
 from vlprompt.backbones.adapter import CLIP_MEAN, CLIP_STD, PromptableCLIP
 from vlprompt.backbones.loading import BackboneSpec, load_clip
+from vlprompt.backbones.tokenizers import make_tokenizer
 
 __all__ = ["PromptableCLIP", "BackboneSpec", "load_backbone", "resolve_device", "CLIP_MEAN", "CLIP_STD"]
 
@@ -44,10 +45,10 @@ def load_backbone(
     model, spec = load_clip(
         backbone, pretrained, trust_pickle=trust_pickle, quick_gelu=quick_gelu, quick_gelu_reason=quick_gelu_reason
     )
-    tokenizer = None
+    tokenizer = make_tokenizer(backbone, spec.config, spec.weights_path)
     name = backbone.replace("/", "-")
     import open_clip
 
-    if name in open_clip.list_models():
+    if tokenizer is None and name in open_clip.list_models():
         tokenizer = open_clip.get_tokenizer(name)
     return PromptableCLIP(model, spec, tokenizer).to(resolve_device(device))

@@ -84,6 +84,8 @@ class BackboneSpec:
     config: Dict
     quick_gelu: bool = False
     activation_reason: str = ""
+    #: the weights file read (None: random or embedded weights); its folder may hold the tokenizer
+    weights_path: Optional[Path] = None
 
 
 def _openclip():
@@ -519,6 +521,11 @@ def load_clip(
     for p in model.parameters():
         p.requires_grad_(False)
     spec = BackboneSpec(
-        backbone=backbone, pretrained=source, config=config, quick_gelu=act.quick_gelu, activation_reason=act.reason
+        backbone=backbone,
+        pretrained=source,
+        config=config,
+        quick_gelu=act.quick_gelu,
+        activation_reason=act.reason,
+        weights_path=weights_path,
     )
     return model, spec
