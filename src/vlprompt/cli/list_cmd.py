@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
+from typing import Dict, List
 
 
 def add_parser(sub) -> None:
@@ -15,14 +17,41 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def open_clip_models() -> list:
-    """open_clip's model names (its ``model_configs/*.json``, in its natural order), found without importing it."""
+def open_clip_configs() -> Dict[str, dict]:
+    """open_clip's model configs by name (its ``model_configs/*.json``, in its natural order), read without
+    importing it."""
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
-        return []
+        return {}
     folder = Path(next(iter(spec.submodule_search_locations))) / "model_configs"
-    names = [p.stem for p in folder.glob("*.json")]
-    return sorted(names, key=lambda s: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s.lower())])
+    paths = sorted(
+        folder.glob("*.json"), key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.stem.lower())]
+    )
+    configs = {}
+    for path in paths:
+        try:
+            configs[path.stem] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+    return configs
+
+
+def open_clip_models() -> list:
+    """open_clip's model names, in its natural order."""
+    return list(open_clip_configs())
+
+
+def backbone_lines() -> List[str]:
+    """``name  (family: what it is)`` for toy and every open_clip model (:mod:`vlprompt.backbone_families`)."""
+    from vlprompt.backbone_families import FAMILIES, family
+
+    configs = open_clip_configs()
+    width = max((len(n) for n in configs), default=4)
+    lines = [f"{'toy':<{width}}  (clip: embedded, offline)"]
+    for name, config in configs.items():
+        kind = family(config)
+        lines.append(f"{name:<{width}}  ({kind}: {FAMILIES[kind]})")
+    return lines + ["<path/to/open_clip_config.json> | <Hugging Face CLIPModel folder>"]
 
 
 def sections() -> dict:
@@ -37,9 +66,7 @@ def sections() -> dict:
         "methods": [f"{m}  (= {ALIASES[m][0]}+{'+'.join(ALIASES[m][1])})" if m in ALIASES else m for m in methods],
         "addons": ADDONS.names(),
         "datasets": DATASETS.names(),
-        "backbones": ["toy  (embedded, offline)"]
-        + [m for m in open_clip_models() if m.startswith(("ViT", "RN", "convnext", "EVA", "ViTamin"))]
-        + ["<path/to/open_clip_config.json>"],
+        "backbones": backbone_lines(),
         "recipes": [describe(r) for r in RECIPES.values()],
     }
 
