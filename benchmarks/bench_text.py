@@ -39,6 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchlib
+from vlprompt.backbones.options import EncodeOptions
 
 ADJECTIVES = ["red", "small", "wooden", "striped", "old", "giant", "spotted", "electric", "wild", "golden"]
 NOUNS = [
@@ -99,7 +100,7 @@ def load(args):
 
 
 def coop(backbone, k: int, n_ctx: int):
-    """A CoOp task for ``k`` classes (building it resets the backbone's text settings to the run defaults)."""
+    """A CoOp task for ``k`` classes, on its own view of ``backbone`` (run-default encoder options)."""
     from vlprompt import create_task
     from vlprompt.task import LabelSpace
 
@@ -127,7 +128,8 @@ def median_time(fn, repeats: int, backbone) -> float:
 def time_paths(backbone, k: int, args):
     """``(tokens, full, truncated, shared)``: median seconds of one text-tower forward + backward."""
     learner = coop(backbone, k, args.n_ctx).learner
-    backbone.text_chunk = NO_CHUNK  # timing compares the paths, each in one pass
+    view = learner.backbone  # the task's own view: its options are set here, the loaded backbone is left alone
+    view.options = EncodeOptions(text_chunk=NO_CHUNK)  # timing compares the paths, each in one pass
     prompts = learner.prompts
     ids_full = backbone.tokenize([f"{learner.prefix_text} {n}." for n in prompts.classnames])
     with torch.no_grad():
@@ -136,26 +138,24 @@ def time_paths(backbone, k: int, args):
     def full():
         ctx = learner.ctx.unsqueeze(0).expand(k, -1, -1)
         x = torch.cat([emb_full[:, :1], ctx, emb_full[:, 1 + args.n_ctx :]], dim=1)
-        backbone.encode_text(x, ids_full, truncate=False).square().mean().backward()
+        view.encode_text(x, ids_full, truncate=False).square().mean().backward()
         learner.ctx.grad = None
 
     def path(shared: bool):
         def run():
-            backbone.shared_prefix = shared
+            view.options = EncodeOptions(text_chunk=NO_CHUNK, shared_prefix=shared)
             learner.text_features().square().mean().backward()
             learner.ctx.grad = None
 
         return run
 
     times = [median_time(fn, args.repeats, backbone) for fn in (full, path(False), path(True))]
-    backbone.shared_prefix = True
     tokens = f"77 / {prompts.ids.shape[1]} / {prompts.ids.shape[1] - prompts.shared_len}"
     return (tokens, *times)
 
 
 def bench_speed(backbone, args) -> None:
     rows = [(k, *time_paths(backbone, k, args)) for k in args.classes]
-    backbone.text_chunk = 0
     print(f"\n### Text tower forward + backward, {args.n_ctx} context tokens ({device_name(backbone)})\n")
     print(f"Machine: {benchlib.machine()}\n")
     print(
@@ -198,8 +198,10 @@ def memory_child(args) -> None:
     """One CoOp training step in this (fresh) process; prints its peak memory as JSON."""
     backbone = load(args)
     task = coop(backbone, args.memory_classes, args.n_ctx)
-    backbone.shared_prefix = args.child.startswith("shared")
-    backbone.text_chunk = args.chunk if args.child.endswith("chunked") else NO_CHUNK
+    task.backbone.options = EncodeOptions(
+        shared_prefix=args.child.startswith("shared"),
+        text_chunk=args.chunk if args.child.endswith("chunked") else NO_CHUNK,
+    )
     torch.manual_seed(0)
     features = torch.randn(args.batch, backbone.embed_dim, device=backbone.device)
     labels = torch.randint(0, args.memory_classes, (args.batch,), device=backbone.device)

@@ -114,6 +114,6 @@ def test_bad_backbone_arguments(backbone, pretrained, message):
 
 def test_random_named_model_and_tokenizer():
     model = load_backbone("RN50", "none", device="cpu")
-    assert model.text_width == 512 and model.embed_dim == 1024 and not model.is_vit
+    assert model.text_width == 512 and model.embed_dim == 1024 and "vision_prompts" not in model.capabilities("vision")
     ids = model.tokenize(["X X X X dog."])
     assert ids[0, :7].tolist() == [49406, 343, 343, 343, 343, 1929, 269]

@@ -236,7 +236,7 @@ def _two_steps(task, backbone):
 def test_maple_restore_paper_trains_and_uses_the_current_shift(tiny_vit):
     task = _deep_task(tiny_vit, "maple", "maple+restore", formulation="paper")
     restore = task.addons["restore"]
-    assert restore.needs_images and not task.image_features_cacheable
+    assert task.feature_cache_blocker and not task.image_features_cacheable
     terms = _two_steps(task, tiny_vit)
     assert set(terms) == {"ce", "restore_fs"} and float(terms["restore_fs"]) > 0
     norms_v, norms_t = restore.shifts
@@ -251,7 +251,7 @@ def test_maple_restore_paper_trains_and_uses_the_current_shift(tiny_vit):
 def test_ivlp_restore_code_trains_and_updates_ratios_once(tiny_vit):
     task = _deep_task(tiny_vit, "ivlp", "ivlp+restore", formulation="code", text_calib_r=0.1, vis_calib_r=0.05)
     restore = task.addons["restore"]
-    assert not restore.needs_images and not restore.taps
+    assert restore.feature_cache_blocker(restore.config) is None and not restore.taps
     pairs = task.learner.deep_prompt_pairs()
     assert len(pairs) == 2  # depth clamped to the tiny model's 3 layers: blocks 1..2
     s_t, s_v = restore.shift_ratios()

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from vlprompt import create_task
+from vlprompt.backbones.options import EncodeOptions
 from vlprompt.cli import main
 from vlprompt.errors import VLPromptError
 from vlprompt.task import LabelSpace, StepInfo
@@ -234,7 +235,8 @@ def test_cocoop_text_is_per_image_and_chunked(tiny_vit, monkeypatch):
         shift = lrn.conditioned_context(f) - lrn.ctx
         assert torch.allclose(shift[:, 0], shift[:, 3], atol=1e-6)
         assert torch.allclose(shift[:, 0], lrn.meta_net(f / f.norm(dim=-1, keepdim=True)), atol=1e-6)
-        monkeypatch.setattr(tiny_vit, "text_chunk", 2)  # at most 2 (image, class) pairs per text-tower pass
+        # at most 2 (image, class) pairs per text-tower pass
+        monkeypatch.setattr(task.backbone, "options", EncodeOptions(text_chunk=2))
         assert torch.allclose(lrn.text_features(image_features=f), text, atol=1e-5)
         out = task(image_features=f)
     assert out.logits.shape == (4, len(SPACE))

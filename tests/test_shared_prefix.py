@@ -8,6 +8,7 @@ differently, by ~1e-6 relative to each tensor's size.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import pytest
 import torch
@@ -16,6 +17,8 @@ from tiny_models import TINY_RN, TINY_VIT
 from vlprompt import create_task
 from vlprompt.backbones.adapter import PromptableCLIP
 from vlprompt.backbones.loading import build_model
+from vlprompt.backbones.options import EncodeOptions
+from vlprompt.backbones.towers.openclip_text import OpenCLIPText
 from vlprompt.errors import VLPromptError
 from vlprompt.task import LabelSpace, StepInfo
 
@@ -92,15 +95,20 @@ def _step(task, backbone):
     return out.text.detach(), {n: p.grad.clone() for n, p in task.named_parameters() if p.grad is not None}
 
 
-def _count_calls(monkeypatch, name):
+def _set_options(monkeypatch, task, **options):
+    """Change the encoder options of ``task``'s view of the backbone (for this test only)."""
+    monkeypatch.setattr(task.backbone, "options", dataclasses.replace(task.backbone.options, **options))
+
+
+def _count_calls(monkeypatch, name, owner=PromptableCLIP):
     calls = []
-    original = getattr(PromptableCLIP, name)
+    original = getattr(owner, name)
 
     def counted(self, *args, **kwargs):
         calls.append(args)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(PromptableCLIP, name, counted)
+    monkeypatch.setattr(owner, name, counted)
     return calls
 
 
@@ -140,7 +148,7 @@ def _shared_and_plain(backbone, task, monkeypatch):
     shared = _step(task, backbone)
     assert calls  # the fast path ran
     with monkeypatch.context() as m:
-        m.setattr(backbone, "shared_prefix", False)
+        m.setattr(task.backbone, "options", dataclasses.replace(task.backbone.options, shared_prefix=False))
         plain = _step(task, backbone)
     assert len(calls) == 1
     return shared, plain
@@ -149,7 +157,7 @@ def _shared_and_plain(backbone, task, monkeypatch):
 @pytest.mark.parametrize("name,method,sets", CASES)
 def test_shared_prefix_equals_full_sequences(name, method, sets, models64, float64, monkeypatch):
     backbone = models64[name]
-    assert backbone._prefix_blocker is None
+    assert backbone.text_tower.prefix_blocker is None
     shared, plain = _shared_and_plain(backbone, _task(backbone, method, sets), monkeypatch)
     assert _max_diff(shared, plain) <= TOL
 
@@ -183,7 +191,7 @@ def test_unsupported_prompts_fall_back_to_the_plain_path(tiny_vit, method, sets,
     task = _task(tiny_vit, method, sets)
     calls = _count_calls(monkeypatch, "encode_text_shared")
     on = _step(task, tiny_vit)
-    monkeypatch.setattr(tiny_vit, "shared_prefix", False)
+    _set_options(monkeypatch, task, shared_prefix=False)
     off = _step(task, tiny_vit)
     assert not calls and _max_diff(on, off) == 0
 
@@ -202,9 +210,9 @@ def test_a_block_hook_sees_full_sequences(tiny_vit, monkeypatch):
 
 
 def test_towers_that_cannot_share_are_named():
-    assert "causal" in _model(no_causal_mask=True)._prefix_blocker
+    assert "causal" in _model(no_causal_mask=True).text_tower.prefix_blocker
     cosine = _model(scaled_cosine_attn=True)
-    assert "scaled cosine" in cosine._prefix_blocker
+    assert "scaled cosine" in cosine.text_tower.prefix_blocker
     assert not cosine.text_prefix_sharable(5)
     with pytest.raises(ValueError, match="use encode_text"):
         cosine.encode_text_shared(torch.zeros(5, 64), torch.zeros(2, 3, 64), torch.tensor([6, 7]))
@@ -236,13 +244,15 @@ def test_chunked_checkpointed_text_tower_equals_one_pass(models64, float64, meth
     tiny_vit = models64["tiny_vit"]
     task = _task(tiny_vit, method, sets, space=MANY)
     whole = _step(task, tiny_vit)
-    runs = _count_calls(monkeypatch, "_encode_text_once" if "coop.csc=true" in sets else "_suffix_features")
-    monkeypatch.setattr(tiny_vit, "text_chunk", 8)
+    runs = _count_calls(
+        monkeypatch, "_encode_once" if "coop.csc=true" in sets else "_suffix_features", owner=OpenCLIPText
+    )
+    _set_options(monkeypatch, task, text_chunk=8)
     chunked = _step(task, tiny_vit)
     assert len(runs) == 2 * chunks  # every chunk ran again in the backward pass (activation checkpointing)
     assert _max_diff(whole, chunked) <= TOL
     if "coop.csc=true" not in sets:  # suffix chunks take the classes by length, each cut after its longest EOT
-        lengths = [args[1].shape[1] for args in runs[: chunks // (3 if method == "cocoop" else 1)]]
+        lengths = [args[2].shape[1] for args in runs[: chunks // (3 if method == "cocoop" else 1)]]
         assert lengths == sorted(lengths) and lengths[0] < lengths[-1]
     runs.clear()
     with torch.no_grad():
@@ -251,11 +261,10 @@ def test_chunked_checkpointed_text_tower_equals_one_pass(models64, float64, meth
 
 
 def test_text_chunk_setting(tiny_vit, monkeypatch):
-    assert tiny_vit.text_chunk == 0 and tiny_vit.text_chunk_size(20, 8) == 8
+    assert tiny_vit.options.text_chunk == 0 and tiny_vit.text_chunk_size(20, 8) == 8
     assert tiny_vit.text_chunk_size(77) < tiny_vit.text_chunk_size(20)  # automatic: a token budget
-    monkeypatch.setattr(tiny_vit, "text_chunk", -1)
     with pytest.raises(VLPromptError, match="text_chunk=-1"):
-        tiny_vit.text_chunk_size(20)
+        tiny_vit.with_options(EncodeOptions(text_chunk=-1)).text_chunk_size(20)
 
 
 # ---------------------------------------------------------------------------------------------- truncation off
@@ -267,9 +276,7 @@ def test_causal_truncation_off_runs_all_positions_with_the_same_result(models64,
     fast = _task(tiny_vit, method, [*sets, "train.causal_truncation=true"])
     fast_out = _step(fast, tiny_vit)
     full = _task(tiny_vit, method, [*sets, "train.causal_truncation=false"])
-    try:
-        assert full.learner.prompts.ids.shape[1] == tiny_vit.context_length > fast.learner.prompts.ids.shape[1]
-        assert not tiny_vit.text_prefix_sharable(1)
-        assert _max_diff(fast_out, _step(full, tiny_vit)) <= TOL
-    finally:
-        tiny_vit.causal_truncation = True
+    assert full.learner.prompts.ids.shape[1] == tiny_vit.context_length > fast.learner.prompts.ids.shape[1]
+    assert not full.backbone.text_prefix_sharable(1) and tiny_vit.text_prefix_sharable(1)
+    assert _max_diff(fast_out, _step(full, tiny_vit)) <= TOL
+    assert tiny_vit.options == EncodeOptions()  # the shared backbone is left as it was

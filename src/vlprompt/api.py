@@ -214,15 +214,14 @@ def environment() -> Dict[str, Any]:
 
 def build_task(backbone, cfg: RunConfig, space: LabelSpace) -> PromptTask:
     """The task of ``cfg`` on ``backbone`` for ``space``, on the backbone's device, in the run's precision, with the
-    run's text-encoding settings (shared prefix, chunk size, causal truncation, fp16 prompt rounding) applied to the
-    backbone."""
+    run's encoder settings (shared prefix, chunk size, causal truncation, fp16 prompt rounding) bound to the task's
+    view of the backbone."""
+    from vlprompt.backbones.options import EncodeOptions
     from vlprompt.engine.precision import apply_fp16
     from vlprompt.task import PromptTask
 
-    backbone.shared_prefix, backbone.text_chunk = cfg.train.shared_prefix, cfg.train.text_chunk
-    backbone.causal_truncation = cfg.train.causal_truncation
-    backbone.fp16_prompts = cfg.train.fp16_prompts
-    task = PromptTask(backbone, cfg.method, cfg.components, space).to(backbone.device)
+    options = EncodeOptions.from_train(cfg.train)
+    task = PromptTask(backbone, cfg.method, cfg.components, space, options).to(backbone.device)
     if cfg.train.precision == "fp16":
         apply_fp16(backbone, task)
     return task

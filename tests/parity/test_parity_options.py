@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vlprompt import create_task
+from vlprompt.backbones.options import EncodeOptions
 from vlprompt.cli import main
 from vlprompt.convert import load_initial_values
 from vlprompt.engine import trainer
@@ -28,15 +29,12 @@ def test_fp16_prompts_round_inserted_prompts_per_sequence(tiny_vit):
     per_image = v0.half().float().expand(2, -1, -1).clone().requires_grad_()  # one copy per image, fp16 values
     plain = tiny_vit.encode_image(images, prompts=per_image, deep_prompts=deep16)
     plain.sum().backward()
-    try:
-        tiny_vit.fp16_prompts = True
-        p = v0.clone().requires_grad_()
-        rounded = tiny_vit.encode_image(images, prompts=p, deep_prompts=deep)
-        rounded.sum().backward()
-        assert not tiny_vit.text_prefix_sharable(4, [None, torch.randn(2, 64)])  # deep text prompts: full sequences
-        assert tiny_vit.text_prefix_sharable(4, None)  # nothing inserted: the shared prefix still applies
-    finally:
-        tiny_vit.fp16_prompts = False
+    fp16 = tiny_vit.with_options(EncodeOptions(fp16_prompts=True))
+    p = v0.clone().requires_grad_()
+    rounded = fp16.encode_image(images, prompts=p, deep_prompts=deep)
+    rounded.sum().backward()
+    assert not fp16.text_prefix_sharable(4, [None, torch.randn(2, 64)])  # deep text prompts: full sequences
+    assert fp16.text_prefix_sharable(4, None)  # nothing inserted: the shared prefix still applies
     assert torch.equal(rounded, plain)  # the tower sees the fp16 values
     # and each image's gradient is rounded to fp16 before they are summed, as the reference's .expand().half()
     assert torch.equal(p.grad, per_image.grad.half().float().sum(0))
@@ -49,11 +47,8 @@ def test_fp16_prompts_leave_the_text_input_context_alone(tiny_vit):
         task.learner.ctx.add_(torch.randn_like(task.learner.ctx) * 0.01)
         task.learner.text_deep.mul_(0)  # fp16-exact deep prompt: only the context could differ
         plain = task.learner.text_features()
-        try:
-            tiny_vit.fp16_prompts = True
-            assert torch.allclose(task.learner.text_features(), plain, atol=1e-6)
-        finally:
-            tiny_vit.fp16_prompts = False
+        task.backbone.options = EncodeOptions(fp16_prompts=True)  # the task's own view of the backbone
+        assert torch.allclose(task.learner.text_features(), plain, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------- runs

@@ -7,7 +7,8 @@ class level (or as a class method of its config where it depends on it):
 * ``requirements(config)`` — learner capabilities it needs (see :mod:`vlprompt.methods.base`); checked, together
   with :meth:`AddOn.check_config`, before the add-on is built;
 * ``tap_towers(config)`` — towers whose per-block inputs/outputs it needs each forward (RESTORE's paper
-  formulation); ``needs_images`` — it must see the images every step, so image features cannot be cached;
+  formulation; taps of the vision tower switch the feature cache off); ``feature_cache_blocker(config)`` — why
+  it must see the images every step otherwise (a reason, logged once), so image features cannot be cached;
 * ``fp32_params`` — parameter-name substrings kept in fp32 under ``--precision fp16``;
 * ``lr_scale`` — a learning-rate multiplier for its own parameters (DePT's head: 6.5);
 * ``training_buffers`` — buffer-name prefixes that are training state only (resume checkpoints, not release
@@ -47,7 +48,6 @@ class AddOn(nn.Module):
     name: str = ""
     config_class: type = AddOnConfig
     requires: FrozenSet[str] = frozenset()
-    needs_images: bool = False
     fp32_params: Tuple[str, ...] = ()
     training_buffers: Tuple[str, ...] = ()
 
@@ -68,6 +68,12 @@ class AddOn(nn.Module):
     @classmethod
     def tap_towers(cls, config) -> FrozenSet[str]:
         return frozenset()
+
+    @classmethod
+    def feature_cache_blocker(cls, config) -> Optional[str]:
+        """Why, with ``config``, this add-on needs the images every step so image features cannot be cached
+        (None: it does not; taps of the vision tower already count)."""
+        return None
 
     @classmethod
     def check_config(cls, config, provides: FrozenSet[str]) -> Optional[str]:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from vlprompt.addons.base import AddOn
 from vlprompt.addons.configs import KgConfig
+from vlprompt.capabilities import Capability
 from vlprompt.methods.prompts import hand_crafted_features
 
 COSINE_EPS = 1e-7
@@ -39,7 +40,7 @@ def kg_loss(text: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 class KgAddOn(AddOn):
-    requires = frozenset({"shared_text"})
+    requires = frozenset({Capability.SHARED_TEXT})
 
     def __init__(self, task, config: KgConfig):
         super().__init__(task, config)

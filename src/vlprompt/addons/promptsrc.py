@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from vlprompt.addons.base import AddOn
 from vlprompt.addons.configs import SrcConfig
+from vlprompt.capabilities import Capability
 from vlprompt.data.templates import PROMPTSRC_TEMPLATES
 from vlprompt.methods.prompts import hand_crafted_features
 
@@ -60,7 +61,7 @@ def src_losses(
 
 
 class SrcAddOn(AddOn):
-    requires = frozenset({"shared_text"})
+    requires = frozenset({Capability.SHARED_TEXT})
 
     def __init__(self, task, config: SrcConfig):
         super().__init__(task, config)

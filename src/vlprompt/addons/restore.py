@@ -74,6 +74,7 @@ from typing import Optional
 
 from vlprompt.addons.base import AddOn
 from vlprompt.addons.configs import RestoreConfig
+from vlprompt.capabilities import Capability
 
 FORMULATIONS = ("code", "paper")
 VARIANTS = ("auto", "maple", "promptsrc")
@@ -90,7 +91,7 @@ def resolve_variant(config: RestoreConfig, composition) -> str:
 class Restore(AddOn):
     """The registered ``restore`` add-on; :meth:`implementation` picks the formulation's class."""
 
-    requires = frozenset({"deep_text", "deep_vision"})
+    requires = frozenset({Capability.DEEP_TEXT, Capability.DEEP_VISION})
 
     @classmethod
     def implementation(cls, config) -> type:

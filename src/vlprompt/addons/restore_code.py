@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from vlprompt.addons.restore import VARIANTS, Restore, resolve_variant
+from vlprompt.capabilities import Capability
 
 #: RESTORE_p's fixed calibration coefficients (FC, identity)
 FIXED_CALIBRATION = (0.2, 0.9)
@@ -75,7 +76,7 @@ class RestoreCode(Restore):
 
     @classmethod
     def requirements(cls, config):
-        return super().requirements(config) | {"prompt_pairs"}
+        return super().requirements(config) | {Capability.PROMPT_PAIRS}
 
     @classmethod
     def check_config(cls, config, provides) -> Optional[str]:

@@ -76,8 +76,6 @@ class Surgery(nn.Module):
 class RestorePaper(Restore):
     """``restore.formulation=paper``."""
 
-    needs_images = True
-
     @classmethod
     def tap_towers(cls, config):
         return frozenset({"text", "vision"})

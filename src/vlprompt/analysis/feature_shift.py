@@ -20,6 +20,7 @@ import torch
 
 from vlprompt import fileio
 from vlprompt.addons.restore_paper import block_shift, sequence_norms
+from vlprompt.capabilities import Capability
 
 log = logging.getLogger("vlprompt")
 
@@ -45,7 +46,8 @@ def measure_shifts(learner, batches, per_token: bool = True) -> Dict[str, Option
     ``batches`` (an iterable of image tensors)."""
     bb = learner.backbone
     meters = {"text": ShiftMeter(bb.text_layers)}
-    if bb.is_vit:
+    vision_taps = Capability.LAYER_TAPS in bb.capabilities("vision")
+    if vision_taps:
         meters["vision"] = ShiftMeter(bb.vision_layers)
     input_prompts = {"text": learner.input_text_prompts(), "vision": 0}
 
@@ -54,10 +56,10 @@ def measure_shifts(learner, batches, per_token: bool = True) -> Dict[str, Option
         if n > 0:
             meters[tower].add(layer, sequence_norms(block_shift(bb, tower, block, x_in, x_out, n), per_token))
 
-    shared_text = "per_instance_text" not in learner.provides
+    shared_text = Capability.PER_INSTANCE_TEXT not in learner.provides
     text_done = False
     for images in batches:
-        features = learner.image_features(images.to(bb.device), hook=hook if bb.is_vit else None)
+        features = learner.image_features(images.to(bb.device), hook=hook if vision_taps else None)
         if not (shared_text and text_done):
             learner.text_features(image_features=features, hook=hook)
             text_done = True

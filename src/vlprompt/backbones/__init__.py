@@ -1,4 +1,4 @@
-"""Backbones: open_clip models behind a prompt-ready adapter.
+"""Backbones: open_clip models behind a prompt-ready adapter (a text and a vision tower adapter, :mod:`.towers`).
 
 ``load_backbone(backbone, pretrained)`` returns a frozen :class:`PromptableCLIP`; see
 :mod:`vlprompt.backbones.loading` for what ``--backbone`` and ``--pretrained`` accept and how the MLP
@@ -12,10 +12,21 @@ from typing import Optional
 import torch
 
 from vlprompt.backbones.adapter import CLIP_MEAN, CLIP_STD, PromptableCLIP
+from vlprompt.backbones.blocks import BlockWrapper
 from vlprompt.backbones.loading import BackboneSpec, load_clip
+from vlprompt.backbones.options import EncodeOptions
 from vlprompt.backbones.tokenizers import make_tokenizer
 
-__all__ = ["PromptableCLIP", "BackboneSpec", "load_backbone", "resolve_device", "CLIP_MEAN", "CLIP_STD"]
+__all__ = [
+    "PromptableCLIP",
+    "BackboneSpec",
+    "BlockWrapper",
+    "EncodeOptions",
+    "load_backbone",
+    "resolve_device",
+    "CLIP_MEAN",
+    "CLIP_STD",
+]
 
 
 def resolve_device(device: str = "auto") -> torch.device:

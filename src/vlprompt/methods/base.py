@@ -6,16 +6,16 @@ features) is rebuilt by :meth:`PromptLearner.set_classnames` and never saved, so
 can be evaluated on new classes or on another dataset.
 
 **Capabilities.** A learner declares what it provides with :meth:`PromptLearner.capabilities` (a class method of
-its config and backbone, so it is known before anything is built); add-ons declare what they require, and a
-composition that lacks something fails before training with a one-line reason:
+its config and backbone, so it is known before anything is built) as members of
+:class:`~vlprompt.capabilities.Capability` (each documented there: ``SHARED_TEXT``, ``PER_INSTANCE_TEXT``,
+``PROMPT_VECTORS``, ``CLASS_TOKEN_END``, ``IMAGE_PROMPTS``, ``DEEP_TEXT``, ``DEEP_VISION``, ``PROMPT_PAIRS``);
+add-ons declare what they require, and a composition that lacks something fails before training with a one-line
+reason.
 
-``shared_text``       one text feature per class (``[K, E]``), not per image
-``per_instance_text`` image-conditioned text features ``[B, K, E]`` (CoCoOp)
-``prompt_vectors``    named prompt tensors whose second-to-last axis is the prompt position (:meth:`prompt_vectors`)
-``class_token_end``   every class prompt ends with the class name (``[SOS][ctx][name][.][EOT]``)
-``image_prompts``     the image tower carries prompts (so image features cannot be cached)
-``deep_text`` / ``deep_vision``  per-layer prompts in the text / vision tower
-``prompt_pairs``      layer-aligned deep prompts in both towers (:meth:`deep_prompt_pairs`)
+**Extension points.** :meth:`PromptLearner.block_wrappers` puts
+:class:`~vlprompt.backbones.blocks.BlockWrapper` modules inside the frozen towers (honoured by every tower loop);
+:meth:`PromptLearner.feature_cache_blocker` declares why image features cannot be cached (image prompts and vision
+wrappers already count).
 
 Add-ons reach learner internals only through the methods declared here: :meth:`prompt_vectors`,
 :meth:`override` / :meth:`param`, :meth:`input_text_prompts` and :meth:`deep_prompt_pairs`.
@@ -29,6 +29,7 @@ from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 import torch
 from torch import nn
 
+from vlprompt.capabilities import Capability
 from vlprompt.methods.configs import LearnerConfig
 from vlprompt.registry import LEARNERS
 from vlprompt.task.types import LabelSpace
@@ -51,16 +52,22 @@ class PromptLearner(nn.Module):
         LEARNERS.bind(cls)
 
     @classmethod
-    def capabilities(cls, config, backbone) -> FrozenSet[str]:
+    def capabilities(cls, config, backbone) -> FrozenSet[Capability]:
         """What this learner provides with ``config`` on ``backbone`` (see the module doc)."""
         return frozenset()
+
+    @classmethod
+    def feature_cache_blocker(cls, config) -> Optional[str]:
+        """Why this learner's image features must be computed every step although the image tower carries no
+        prompts or wrappers of it (e.g. it changes the images), or None."""
+        return None
 
     def __init__(self, backbone, config, space: LabelSpace):
         super().__init__()
         # a plain attribute, not a sub-module: the frozen backbone is shared and never saved with prompts
         object.__setattr__(self, "backbone", backbone)
         self.config = config
-        self.provides: FrozenSet[str] = type(self).capabilities(config, backbone)
+        self.provides: FrozenSet[Capability] = type(self).capabilities(config, backbone)
         self.classnames: List[str] = []
         self._overrides: Dict[str, torch.Tensor] = {}
 
@@ -72,7 +79,12 @@ class PromptLearner(nn.Module):
     # ---------------------------------------------------------------- features
     @property
     def image_prompts(self) -> bool:
-        return "image_prompts" in self.provides
+        return Capability.IMAGE_PROMPTS in self.provides
+
+    def block_wrappers(self) -> Dict[str, Dict[int, nn.Module]]:
+        """``{tower: {block index: BlockWrapper}}`` to put inside the frozen towers (``"text"``, ``"vision"``);
+        the wrappers are sub-modules of this learner (trained and saved with it). None by default."""
+        return {}
 
     def image_features(self, images: torch.Tensor, hook=None) -> torch.Tensor:
         """Unnormalised image features ``[B, E]``; the default runs the prompt-free image tower."""

@@ -23,6 +23,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from vlprompt.capabilities import Capability
 from vlprompt.methods.base import LabelSpace
 from vlprompt.methods.configs import CoCoOpConfig
 from vlprompt.methods.coop import CoOp
@@ -31,7 +32,7 @@ from vlprompt.methods.coop import CoOp
 class CoCoOp(CoOp):
     @classmethod
     def capabilities(cls, config, backbone):
-        return (super().capabilities(config, backbone) - {"shared_text"}) | {"per_instance_text"}
+        return (super().capabilities(config, backbone) - {Capability.SHARED_TEXT}) | {Capability.PER_INSTANCE_TEXT}
 
     def __init__(self, backbone, config: CoCoOpConfig, space: LabelSpace):
         super().__init__(backbone, config, space)

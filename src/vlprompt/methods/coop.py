@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vlprompt.capabilities import Capability
 from vlprompt.errors import VLPromptError
 from vlprompt.methods.base import LabelSpace, PromptLearner
 from vlprompt.methods.configs import CoOpConfig
@@ -24,9 +25,9 @@ class CoOp(PromptLearner):
 
     @classmethod
     def capabilities(cls, config, backbone):
-        caps = {"shared_text", "prompt_vectors"}
+        caps = {Capability.SHARED_TEXT, Capability.PROMPT_VECTORS}
         if config.class_token_position == "end":
-            caps.add("class_token_end")
+            caps.add(Capability.CLASS_TOKEN_END)
         return frozenset(caps)
 
     def __init__(self, backbone, config: CoOpConfig, space: LabelSpace):
@@ -69,4 +70,4 @@ class CoOp(PromptLearner):
         return {"ctx": self.ctx}
 
     def input_text_prompts(self) -> int:
-        return self.n_ctx if "class_token_end" in self.provides else 0
+        return self.n_ctx if Capability.CLASS_TOKEN_END in self.provides else 0

@@ -19,6 +19,7 @@ from typing import Tuple
 
 from torch import nn
 
+from vlprompt.capabilities import Capability
 from vlprompt.methods.base import LabelSpace, PromptLearner
 from vlprompt.methods.deep_prompts import (
     check_prompts,
@@ -47,9 +48,9 @@ class LPT(PromptLearner):
 
     @classmethod
     def capabilities(cls, config, backbone):
-        caps = {"shared_text", "prompt_vectors", "class_token_end"}
+        caps = {Capability.SHARED_TEXT, Capability.PROMPT_VECTORS, Capability.CLASS_TOKEN_END}
         if cls.text_depth(config, backbone) > 1:
-            caps.add("deep_text")
+            caps.add(Capability.DEEP_TEXT)
         return frozenset(caps)
 
     def __init__(self, backbone, config, space: LabelSpace):
@@ -97,11 +98,11 @@ class IVLP(LPT):
         caps = set(super().capabilities(config, backbone))
         depth = vision_depth(backbone, config.depth_vision) if config.n_ctx_vision > 0 else 0
         if depth:
-            caps.add("image_prompts")
+            caps.add(Capability.IMAGE_PROMPTS)
         if depth > 1:
-            caps.add("deep_vision")
-        if "deep_text" in caps and "deep_vision" in caps:
-            caps.add("prompt_pairs")
+            caps.add(Capability.DEEP_VISION)
+        if Capability.DEEP_TEXT in caps and Capability.DEEP_VISION in caps:
+            caps.add(Capability.PROMPT_PAIRS)
         return frozenset(caps)
 
     def build_vision(self, config) -> None:

@@ -15,6 +15,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import nn
 
+from vlprompt.capabilities import Capability
 from vlprompt.errors import VLPromptError
 from vlprompt.methods.prompts import init_context_from_words, placeholder_prefix
 
@@ -79,4 +80,4 @@ def vision_prompts(backbone, n: int, depth: int, std: float, settings: Tuple[str
 
 def vision_depth(backbone, depth: int) -> int:
     """The effective vision prompt depth on ``backbone`` (0 for a CNN image tower)."""
-    return min(depth, backbone.vision_layers) if backbone.is_vit else 0
+    return min(depth, backbone.vision_layers) if Capability.VISION_PROMPTS in backbone.capabilities("vision") else 0

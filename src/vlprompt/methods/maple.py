@@ -25,6 +25,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import nn
 
+from vlprompt.capabilities import Capability
 from vlprompt.methods.deep import LPT
 from vlprompt.methods.deep_prompts import clamp_depth
 
@@ -45,9 +46,9 @@ class MaPLe(LPT):
     @classmethod
     def capabilities(cls, config, backbone):
         depth = min(config.depth, backbone.text_layers, backbone.vision_layers)
-        caps = {"shared_text", "prompt_vectors", "class_token_end", "image_prompts"}
+        caps = {Capability.SHARED_TEXT, Capability.PROMPT_VECTORS, Capability.CLASS_TOKEN_END, Capability.IMAGE_PROMPTS}
         if depth > 1:
-            caps |= {"deep_text", "deep_vision", "prompt_pairs"}
+            caps |= {Capability.DEEP_TEXT, Capability.DEEP_VISION, Capability.PROMPT_PAIRS}
         return frozenset(caps)
 
     def build_vision(self, config) -> None:

@@ -11,7 +11,7 @@ strings give two class-dependent *buffers* that are rebuilt from the class names
 
 At forward time the learner concatenates ``[prefix, ctx, suffix]``. ``ids`` keep the token ids for EOT
 pooling (argmax); sequences are stored truncated right after the longest EOT (causal truncation; all
-``context_length`` positions when the backbone's ``causal_truncation`` setting is off).
+``context_length`` positions when the backbone's ``causal_truncation`` option is off).
 
 :meth:`ClassPrompts.encode` / :meth:`ClassPrompts.encode_per_image` turn a context into text features. With a
 generic context and the class token at the end, every prompt shares its first ``1 + n_ctx + n_common``
@@ -27,7 +27,7 @@ from typing import List, Sequence, Tuple
 import torch
 from torch import nn
 
-from vlprompt.backbones.adapter import maybe_checkpoint
+from vlprompt.backbones.towers.base import maybe_checkpoint
 from vlprompt.errors import VLPromptError
 from vlprompt.methods.configs import TEMPLATE_INIT
 
@@ -69,7 +69,7 @@ class ClassPrompts(nn.Module):
                 "names or use fewer context tokens"
             )
         pool = backbone.pool_index(ids)
-        if backbone.causal_truncation:
+        if backbone.options.causal_truncation:
             ids = ids[:, : int(pool.max()) + 1]
         #: pooled (EOT) position per class, kept on the CPU (chunk sizes are planned from it)
         self.pool = pool

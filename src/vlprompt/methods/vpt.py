@@ -8,6 +8,7 @@ setting (its ``load_clip_to_cpu`` returns ``model.float()``), so ``--precision f
 
 from __future__ import annotations
 
+from vlprompt.capabilities import Capability
 from vlprompt.methods.base import LabelSpace, PromptLearner
 from vlprompt.methods.configs import VPTConfig
 from vlprompt.methods.deep_prompts import per_block, vision_depth, vision_prompts
@@ -22,9 +23,9 @@ class VPT(PromptLearner):
 
     @classmethod
     def capabilities(cls, config, backbone):
-        caps = {"shared_text", "prompt_vectors", "class_token_end", "image_prompts"}
+        caps = {Capability.SHARED_TEXT, Capability.PROMPT_VECTORS, Capability.CLASS_TOKEN_END, Capability.IMAGE_PROMPTS}
         if vision_depth(backbone, config.depth_vision) > 1:
-            caps.add("deep_vision")
+            caps.add(Capability.DEEP_VISION)
         return frozenset(caps)
 
     def __init__(self, backbone, config: VPTConfig, space: LabelSpace):

@@ -8,6 +8,7 @@ re-normalised. Logits = 100 · f̂ · T̂ᵀ.
 
 from __future__ import annotations
 
+from vlprompt.capabilities import Capability
 from vlprompt.methods.base import LabelSpace, PromptLearner
 from vlprompt.methods.configs import ZeroShotConfig
 from vlprompt.methods.prompts import hand_crafted_features
@@ -16,7 +17,7 @@ from vlprompt.methods.prompts import hand_crafted_features
 class ZeroShot(PromptLearner):
     @classmethod
     def capabilities(cls, config, backbone):
-        return frozenset({"shared_text", "class_token_end"})
+        return frozenset({Capability.SHARED_TEXT, Capability.CLASS_TOKEN_END})
 
     def __init__(self, backbone, config: ZeroShotConfig, space: LabelSpace):
         super().__init__(backbone, config, space)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Tuple
 
+from vlprompt.capabilities import Capability
 from vlprompt.errors import VLPromptError
 from vlprompt.registry import ADDONS, LEARNERS
 
@@ -92,8 +93,10 @@ def check_composition(composition: Composition, configs: Mapping[str, object], b
                 f"{composition.method}: add-on {name!r} needs {', '.join(missing)}, which {composition.base!r} "
                 f"does not provide (it provides {', '.join(sorted(provides)) or 'nothing'})"
             )
-        if "vision" in impl.tap_towers(config) and not backbone.is_vit:
-            raise VLPromptError(f"{composition.method}: add-on {name!r} needs a ViT image tower")
+        for tower in sorted(impl.tap_towers(config)):
+            if Capability.LAYER_TAPS not in backbone.capabilities(tower):
+                kind = "a ViT image tower" if tower == "vision" else f"per-layer taps of the {tower} tower"
+                raise VLPromptError(f"{composition.method}: add-on {name!r} needs {kind}")
         reason = impl.check_config(config, provides)
         if reason:
             raise VLPromptError(f"{composition.method}: {reason}")

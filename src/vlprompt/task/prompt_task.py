@@ -5,7 +5,14 @@ Forward pipeline (:meth:`PromptTask.forward`):
 1. encode — the learner produces image features (or takes cached frozen features) and text features, collecting
    per-block taps for the towers an add-on asked for;
 2. adapt  — add-ons transform the features in method order (RESTORE's calibrators / surgery);
-3. logits — ``exp(logit_scale) · cos(f, t)`` with CLIP's frozen scale.
+3. logits — the backbone's own logits (:meth:`~vlprompt.backbones.PromptableCLIP.logits`: ``exp(logit_scale) ·
+   cos(f, t)`` with CLIP's frozen scale, plus a learned bias where the model has one).
+
+The task runs on its own view of the shared backbone (``backbone.with_options(options)``), carrying the run's
+:class:`~vlprompt.backbones.options.EncodeOptions` and the learner's block wrappers (``learner.block_wrappers()``,
+:class:`~vlprompt.backbones.blocks.BlockWrapper`); the shared backbone itself is never changed.
+:attr:`PromptTask.feature_cache_blocker` says why image features cannot be cached (image prompts, vision taps or
+wrappers, or a component's declared ``feature_cache_blocker``), logged once.
 
 :meth:`PromptTask.training_step` adds the losses — cross-entropy (scaled by add-ons, e.g. DePT's ``1 - λ``) plus each
 add-on's named terms — and a report of extra scalars, so a training loop only sums, back-propagates, steps and logs.
@@ -15,24 +22,23 @@ add-on's named terms — and a report of extra scalars, so a training loop only 
 
 from __future__ import annotations
 
+import logging
 from typing import Dict, List, Mapping, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vlprompt.backbones.adapter import cosine_logits
+from vlprompt.backbones.options import EncodeOptions
+from vlprompt.capabilities import Capability
 from vlprompt.registry import ADDONS, LEARNERS
 from vlprompt.task.composition import Composition, check_composition, parse_method
 from vlprompt.task.types import LabelSpace, Output, StepInfo, StepResult
 
+__all__ = ["PromptTask", "cosine_logits"]
 
-def cosine_logits(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``scale · f̂ · t̂ᵀ``; text ``[K, E]`` (shared) or ``[B, K, E]`` (per image)."""
-    f = image / image.norm(dim=-1, keepdim=True)
-    t = text / text.norm(dim=-1, keepdim=True)
-    if t.dim() == 3:
-        return scale * torch.einsum("be,bke->bk", f, t)
-    return scale * f @ t.t()
+log = logging.getLogger(__name__)
 
 
 class PromptTask(nn.Module):
@@ -40,17 +46,27 @@ class PromptTask(nn.Module):
 
     ``method`` is a method string or a parsed :class:`~vlprompt.task.composition.Composition`; ``configs`` maps
     every component name to its config (extra entries are ignored). The composition is checked against the
-    learner's capabilities before anything is built.
+    learner's capabilities before anything is built. ``options``: the encoder settings (default: the backbone's).
     """
 
-    def __init__(self, backbone, method: Union[str, Composition], configs: Mapping[str, object], space: LabelSpace):
+    def __init__(
+        self,
+        backbone,
+        method: Union[str, Composition],
+        configs: Mapping[str, object],
+        space: LabelSpace,
+        options: Optional[EncodeOptions] = None,
+    ):
         super().__init__()
-        object.__setattr__(self, "backbone", backbone)  # frozen and shared: not part of state_dict
+        # this task's view of the frozen, shared backbone: not part of state_dict
+        object.__setattr__(self, "backbone", backbone.with_options(options))
+        backbone = self.backbone
         self.composition = method if isinstance(method, Composition) else parse_method(method)
         self.method = self.composition.method
         check_composition(self.composition, configs, backbone)
         self.space = space
         self.learner = LEARNERS.get(self.composition.base)(backbone, configs[self.composition.base], space)
+        backbone.set_block_wrappers(self.learner.block_wrappers())
         self.addons = nn.ModuleDict()
         for name in self.composition.addons:
             config = configs[name]
@@ -60,13 +76,32 @@ class PromptTask(nn.Module):
 
     # ------------------------------------------------------------------ properties
     @property
+    def feature_cache_blocker(self) -> Optional[str]:
+        """Why image features are not a pure function of the image (None when they are and can be cached)."""
+        learner = self.learner
+        reasons = [learner.feature_cache_blocker(learner.config)]
+        if learner.image_prompts:
+            reasons.append(f"{learner.name} puts prompts into the image tower")
+        if self.backbone.block_wrappers.get("vision"):
+            reasons.append(f"{learner.name} wraps blocks of the image tower")
+        for name, addon in self.addons.items():
+            reasons.append(addon.feature_cache_blocker(addon.config))
+            if "vision" in addon.taps:
+                reasons.append(f"add-on {name!r} taps the image tower's blocks")
+        return next((r for r in reasons if r), None)
+
+    @property
     def image_features_cacheable(self) -> bool:
-        """True when image features are a pure function of the image (no prompts or taps in that tower)."""
-        return not self.learner.image_prompts and not any(a.needs_images for a in self.addons.values())
+        """True when image features can come from the feature cache; the reason they cannot is logged once."""
+        reason = self.feature_cache_blocker
+        if reason and not getattr(self, "_cache_reason_logged", False):
+            log.info("%s: image features are computed every step, not cached (%s)", self.method, reason)
+            self._cache_reason_logged = True
+        return reason is None
 
     @property
     def per_instance_text(self) -> bool:
-        return "per_instance_text" in self.learner.provides
+        return Capability.PER_INSTANCE_TEXT in self.learner.provides
 
     def set_label_space(self, space: LabelSpace) -> None:
         self.space = space
@@ -92,7 +127,7 @@ class PromptTask(nn.Module):
         out = Output(image=image_features, text=text, image_raw=image_features, text_raw=text, images=images, taps=taps)
         for addon in self.addons.values():
             addon.adapt(out)
-        out.logits = cosine_logits(out.image, out.text, self.backbone.logit_scale)
+        out.logits = self.backbone.logits(out.image, out.text)
         return out
 
     def loss_terms(self, out: Output, labels: torch.Tensor, step: StepInfo) -> Dict[str, torch.Tensor]:
