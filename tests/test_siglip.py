@@ -5,6 +5,7 @@ import json
 import sys
 
 import pytest
+import torch
 
 import tiny_towers
 from vlprompt.backbones import load_backbone
@@ -42,3 +43,15 @@ def test_unreachable_hub_tokenizer_fails_fast(tmp_path, monkeypatch):
     (tmp_path / "siglip.json").write_text(json.dumps(cfg))
     with pytest.raises(VLPromptError, match="cannot fetch the tokenizer 'timm/ViT-B-16-SigLIP'.*offline"):
         load_backbone(str(tmp_path / "siglip.json"), "none", device="cpu")
+
+
+def test_prompts_go_where_the_sequences_start(siglip_files, tiny_vit):
+    bb = load_backbone(str(siglip_files), "none", device="cpu")
+    assert bb.prompt_start == 0 and tiny_vit.prompt_start == 1  # SigLIP: no start token; CLIP: after SOS
+    from vlprompt.methods.prompts import ClassPrompts
+
+    prompts = ClassPrompts(bb, ["dog", "cat"], "x x", 2)
+    ctx = torch.randn(2, 32)
+    emb = prompts.assemble(ctx)
+    assert emb.shape == (2, 16, 32) and torch.equal(emb[:, :2], ctx.expand(2, -1, -1))
+    torch.testing.assert_close(emb[:, 2:], bb.token_embed(prompts.ids)[:, 2:])  # the text after the context

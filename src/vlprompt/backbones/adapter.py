@@ -25,6 +25,7 @@ from torch import nn
 
 from vlprompt.backbones.blocks import BlockWrapper
 from vlprompt.backbones.options import EncodeOptions
+from vlprompt.backbones.tokenizers import prompt_start
 from vlprompt.backbones.towers import TEXT_TOWERS, VISION_TOWERS, BlockHook, DeepPrompts, TextTower, VisionTower
 from vlprompt.backbones.towers.base import check_wrappers, maybe_checkpoint
 from vlprompt.capabilities import Capability
@@ -59,6 +60,8 @@ class PromptableCLIP(nn.Module):
         #: the text and vision tower adapters (plain objects over ``clip``'s modules)
         self.text_tower: TextTower = TEXT_TOWERS.adapter(clip.text if hasattr(clip, "text") else clip)
         self.vision_tower: VisionTower = VISION_TOWERS.adapter(clip.visual)
+        if tokenizer is not None and hasattr(self.text_tower, "prompt_start"):
+            self.text_tower.prompt_start = prompt_start(tokenizer)
         self.block_wrappers: Dict[str, Mapping[int, BlockWrapper]] = {}
         for p in self.clip.parameters():
             p.requires_grad_(False)
@@ -186,6 +189,12 @@ class PromptableCLIP(nn.Module):
     def token_embed(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Frozen token embeddings ``[N, L, D]`` of token ids ``[N, L]``."""
         return self.text_tower.token_embed(token_ids)
+
+    @property
+    def prompt_start(self) -> int:
+        """Position of the first prompt vector in a text sequence: after CLIP's SOS (1), or 0 where the
+        tokenizer puts no start token (SigLIP)."""
+        return self.text_tower.prompt_start
 
     def pool_index(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Index of the pooled position per sequence (EOT for CLIP's text tower)."""

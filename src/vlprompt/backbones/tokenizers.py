@@ -66,3 +66,12 @@ def make_tokenizer(backbone: str, config: Dict, weights_path: Optional[Path] = N
     if text_cfg.get("hf_tokenizer_name"):
         return hf_tokenizer(backbone, text_cfg, weights_path)
     return None
+
+
+def prompt_start(tokenizer) -> int:
+    """How many special tokens ``tokenizer`` puts before the text (where prompt vectors go): the first position
+    at which the ids of ``"x"`` and ``"x x"`` differ, minus one — 1 for CLIP's ``[SOS] x [EOT]``, 0 for SigLIP's
+    ``x [EOS]``."""
+    one, two = tokenizer(["x", "x x"])
+    differ = (one != two).nonzero()
+    return int(differ[0]) - 1 if len(differ) else 0

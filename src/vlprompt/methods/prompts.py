@@ -6,12 +6,14 @@ tokenized prompt reserves exactly ``n_ctx`` positions after SOS, and ``ending`` 
 ``ctx_init="template"`` (:func:`prompt_text`), the text after ``{}`` in the run's template. The frozen token embeddings of these
 strings give two class-dependent *buffers* that are rebuilt from the class names and never saved:
 
-* ``prefix``: position 0 (SOS), ``[K, 1, D]``;
-* ``suffix``: positions ``1 + n_ctx ...`` (class tokens, ".", EOT, padding), ``[K, L - 1 - n_ctx, D]``.
+* ``prefix``: position 0 (SOS), ``[K, 1, D]`` — the positions before ``backbone.prompt_start`` (none for SigLIP's
+  tokenizers, whose sequences start with the text: ``[ctx][name][.][EOS][pad]``);
+* ``suffix``: positions ``prompt_start + n_ctx ...`` (class tokens, ".", EOT, padding).
 
 At forward time the learner concatenates ``[prefix, ctx, suffix]``. ``ids`` keep the token ids for EOT
 pooling (argmax); sequences are stored truncated right after the longest EOT (causal truncation; all
-``context_length`` positions when the backbone's ``causal_truncation`` option is off).
+``context_length`` positions when the backbone's ``causal_truncation`` option is off or its text tower attends
+bidirectionally, where every position reaches the pooled one).
 
 :meth:`ClassPrompts.encode` / :meth:`ClassPrompts.encode_per_image` turn a context into text features. With a
 generic context and the class token at the end, every prompt shares its first ``1 + n_ctx + n_common``
@@ -28,6 +30,7 @@ import torch
 from torch import nn
 
 from vlprompt.backbones.towers.base import maybe_checkpoint
+from vlprompt.capabilities import Capability
 from vlprompt.errors import VLPromptError
 from vlprompt.methods.configs import TEMPLATE_INIT
 
@@ -69,19 +72,21 @@ class ClassPrompts(nn.Module):
                 "names or use fewer context tokens"
             )
         pool = backbone.pool_index(ids)
-        if backbone.options.causal_truncation:
+        if backbone.options.causal_truncation and Capability.CAUSAL_TEXT in backbone.capabilities("text"):
             ids = ids[:, : int(pool.max()) + 1]
         #: pooled (EOT) position per class, kept on the CPU (chunk sizes are planned from it)
         self.pool = pool
         # suffix tokens that every class has in common right after the context, before any class's EOT
-        tail = ids[:, 1 + n_ctx : int(pool.min())]
+        #: where the context goes: after the tokenizer's start token (CLIP's SOS), at 0 for SigLIP's tokenizers
+        self.start = start = backbone.prompt_start
+        tail = ids[:, start + n_ctx : int(pool.min())]
         same = (tail == tail[:1]).all(dim=0).tolist()
         self.n_common = same.index(False) if False in same else len(same)
         with torch.no_grad():
             emb = backbone.token_embed(ids)
         self.register_buffer("ids", ids.to(backbone.device), persistent=False)
-        self.register_buffer("prefix", emb[:, :1].clone(), persistent=False)
-        self.register_buffer("suffix", emb[:, 1 + n_ctx :].clone(), persistent=False)
+        self.register_buffer("prefix", emb[:, :start].clone(), persistent=False)
+        self.register_buffer("suffix", emb[:, start + n_ctx :].clone(), persistent=False)
         tok = backbone.tokenizer
         encode = getattr(tok, "encode", None)
         if encode is None and hasattr(tok, "tokenizer"):
@@ -123,7 +128,7 @@ class ClassPrompts(nn.Module):
     @property
     def shared_len(self) -> int:
         """Positions that every class prompt shares: SOS, the ``n_ctx`` context vectors, ``n_common`` tokens."""
-        return 1 + self.n_ctx + self.n_common
+        return self.start + self.n_ctx + self.n_common
 
     def _shares_prefix(self, generic: bool, position: str, deep_prompts, hook, groups: int = 1) -> bool:
         """The one rule for the shared-prefix path: a generic (not class-specific) context, the class token
@@ -180,7 +185,8 @@ def init_context_from_words(backbone, words: str, n_ctx: int) -> torch.Tensor:
     ids = backbone.tokenize([words])
     with torch.no_grad():
         emb = backbone.token_embed(ids)
-    return emb[0, 1 : 1 + n_ctx].clone()
+    start = backbone.prompt_start
+    return emb[0, start : start + n_ctx].clone()
 
 
 def hand_crafted_features(

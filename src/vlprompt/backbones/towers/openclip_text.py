@@ -32,6 +32,8 @@ one chunk instead of all classes. Block wrappers are honoured on every path (ful
 
 from __future__ import annotations
 
+import logging
+import weakref
 from typing import FrozenSet, List, Optional
 
 import torch
@@ -55,6 +57,14 @@ from vlprompt.backbones.towers.base import (
 from vlprompt.capabilities import Capability
 from vlprompt.errors import VLPromptError
 
+log = logging.getLogger(__name__)
+#: bidirectional text towers already reported in the log (once per loaded model, not per view)
+_REPORTED = weakref.WeakSet()
+BIDIRECTIONAL_NOTE = (
+    "the text tower attends bidirectionally (no causal mask, e.g. SigLIP): causal truncation and the shared-prefix "
+    "text path are off (both are exact only under a causal mask); every prompt runs as a full sequence"
+)
+
 try:
     from open_clip.model import CLIP
     from open_clip.transformer import TextTransformer
@@ -70,7 +80,16 @@ AUTO_CHUNK_BUDGET = 2**24
 
 @TEXT_TOWERS.register(*(t for t in (CLIP, TextTransformer) if t is not None))
 class OpenCLIPText(TextTower):
-    """open_clip's text transformer: causal, batch-first residual attention blocks, EOT (argmax) pooling."""
+    """open_clip's text transformer: causal, batch-first residual attention blocks, EOT (argmax) pooling; or, for
+    SigLIP / SigLIP 2, bidirectional (no mask) and pooling the last position.
+
+    ``prompt_start``: the position where prompt vectors go, i.e. the number of special tokens the tokenizer puts
+    before the text (1 for CLIP's SOS; 0 for SigLIP's SentencePiece tokenizers, whose sequences start with the
+    text). Deep prompts replace positions ``prompt_start .. prompt_start + n - 1``. The backbone sets it from its
+    tokenizer (:func:`vlprompt.backbones.tokenizers.prompt_start`).
+    """
+
+    prompt_start: int = 1
 
     def __init__(self, module: nn.Module):
         super().__init__(module)
@@ -87,6 +106,9 @@ class OpenCLIPText(TextTower):
             (f"unsupported text block: {r}" for r in map(unsupported_block, self.blocks) if r), None
         )
         self.prefix_blocker = self._prefix_blocker()
+        if self.mask is None and module not in _REPORTED:
+            _REPORTED.add(module)
+            log.info(BIDIRECTIONAL_NOTE)
 
     # ------------------------------------------------------------------ facts
     @property
@@ -166,7 +188,8 @@ class OpenCLIPText(TextTower):
 
     def strip_prompts(self, x: torch.Tensor, n_prompts: int) -> torch.Tensor:
         """Drop the deep prompt positions ``1..n``."""
-        return x if n_prompts == 0 else torch.cat([x[:, :1], x[:, 1 + n_prompts :]], dim=1)
+        s = self.prompt_start
+        return x if n_prompts == 0 else torch.cat([x[:, :s], x[:, s + n_prompts :]], dim=1)
 
     def run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
         mask = self.mask
@@ -249,7 +272,8 @@ class OpenCLIPText(TextTower):
             if i > 0 and p is not None:
                 n_prompts = p.shape[-2]
                 inserted = layout.prompts(expand_prompts(p, n, x.dtype, fp16))
-                x = torch.cat([layout.tokens(x, 0, 1), inserted, layout.tokens(x, 1 + n_prompts)], dim=layout.dim)
+                s = self.prompt_start
+                x = torch.cat([layout.tokens(x, 0, s), inserted, layout.tokens(x, s + n_prompts)], dim=layout.dim)
             x_in = x
             x = layout.block(block, x, mask, wrappers.get(i))
             if hook is not None:
@@ -267,7 +291,7 @@ class OpenCLIPText(TextTower):
         for p in list(deep_prompts or [])[1:]:
             if p is None:
                 continue
-            if 1 + p.shape[-2] > prefix_len:
+            if self.prompt_start + p.shape[-2] > prefix_len:
                 return f"{p.shape[-2]} deep prompts reach past the {prefix_len}-token shared prefix"
             if p.dim() == 3 and p.shape[0] != groups:
                 return "deep prompts differ per sequence"
@@ -333,7 +357,8 @@ class OpenCLIPText(TextTower):
             p = deep_prompt(deep_prompts, i)
             if i > 0 and p is not None:
                 inserted = layout.prompts(expand_prompts(p, groups, x.dtype))
-                x = torch.cat([layout.tokens(x, 0, 1), inserted, layout.tokens(x, 1 + p.shape[-2])], dim=layout.dim)
+                s = self.prompt_start
+                x = torch.cat([layout.tokens(x, 0, s), inserted, layout.tokens(x, s + p.shape[-2])], dim=layout.dim)
             _, k, v, _ = queries_keys_values(block, block.ln_1(layout.leave(x)), wrappers.get(i))
             kv.extend((k, v))
             if i + 1 < len(self.blocks):
