@@ -65,3 +65,18 @@ def test_zeroshot_cli_with_pretrained_none(tmp_path, monkeypatch, tiny_folder, t
     assert "(none)" in capsys.readouterr().out
     res = json.loads((out / "results.json").read_text())
     assert res["pretrained"] == "none"
+
+
+def test_image_statistics_follow_the_weights(tmp_path, tiny_vit_files):
+    from vlprompt.backbones import load_backbone
+
+    cfg, weights = tiny_vit_files
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    (folder / "open_clip_model.safetensors").write_bytes(weights.read_bytes())
+    (folder / "open_clip_config.json").write_text(
+        json.dumps({"model_cfg": json.loads(cfg.read_text()), "preprocess_cfg": {"mean": [0.5] * 3, "std": [0.5] * 3}})
+    )
+    bb = load_backbone(str(cfg), str(folder), device="cpu")
+    assert bb.image_mean == (0.5, 0.5, 0.5) and bb.image_std == (0.5, 0.5, 0.5)
+    assert load_backbone(str(cfg), str(weights), device="cpu").image_mean[0] == pytest.approx(0.48145466)

@@ -400,6 +400,21 @@ def fetch_tag(model_name: str, tag: str, pcfg: Dict) -> Path:
         raise VLPromptError(f"downloading pretrained tag {tag!r} for {model_name} failed: {exc}; {hint}") from None
 
 
+def _preprocess_cfg(pcfg: Optional[Dict], weights_path: Optional[Path]) -> Dict:
+    """The image mean/std the weights were trained with: the open_clip tag's, else ``preprocess_cfg`` of an
+    ``open_clip_config.json`` beside the weights ({} when neither says)."""
+    if pcfg:
+        return {k: tuple(pcfg[k]) for k in ("mean", "std") if k in pcfg}
+    path = Path(weights_path).parent / OPEN_CLIP_CONFIG_NAME if weights_path is not None else None
+    if path is None or not path.is_file():
+        return {}
+    try:
+        cfg = json.loads(path.read_text()).get("preprocess_cfg") or {}
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return {}
+    return {k: tuple(cfg[k]) for k in ("mean", "std") if k in cfg} if isinstance(cfg, dict) else {}
+
+
 def _load_into(model: torch.nn.Module, state: Dict[str, torch.Tensor], source: str, backbone: str) -> None:
     for key in OPENAI_JIT_ONLY_KEYS:
         state.pop(key, None)
@@ -517,6 +532,9 @@ def load_clip(
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
             model = build_model(config)
         log.warning("backbone %s uses random weights (--pretrained none, seed %d)", backbone, RANDOM_WEIGHTS_SEED)
+    preprocess = _preprocess_cfg(pcfg, weights_path)
+    if preprocess:  # SigLIP's weights expect mean = std = 0.5, not CLIP's statistics
+        model.visual.preprocess_cfg = {**(getattr(model.visual, "preprocess_cfg", None) or {}), **preprocess}
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
