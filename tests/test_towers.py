@@ -61,6 +61,15 @@ def test_a_new_tower_family_is_one_registered_adapter(tiny_vit):
         create_task("maple", backbone, SPACE)
 
 
+def test_contributing_shows_the_example_tower_as_it_is():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    section = (root / "CONTRIBUTING.md").read_text().split("## Checklist: add a tower adapter", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert snippet.strip() and snippet in (root / "tests" / "example_tower.py").read_text()
+
+
 def test_text_tower_registry_knows_open_clip_text():
     names = {t.__name__ for t in TEXT_TOWERS.types()}
     assert {"CLIP", "TextTransformer"} <= names
