@@ -4,6 +4,7 @@ so the composition matrix (tests/test_composition.py) picks it up without any li
 from dataclasses import dataclass
 
 from vlprompt.addons import AddOn, AddOnConfig
+from vlprompt.capabilities import Capability
 from vlprompt.config import setting
 from vlprompt.registry import ADDONS
 
@@ -15,7 +16,7 @@ class PromptL2Config(AddOnConfig):
 
 @ADDONS.register("prompt_l2", PromptL2Config)
 class PromptL2(AddOn):
-    requires = frozenset({"prompt_vectors"})
+    requires = frozenset({Capability.PROMPT_VECTORS})
 
     def losses(self, out, labels, step):
         vectors = self.learner.prompt_vectors().values()
