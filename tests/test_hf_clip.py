@@ -44,6 +44,7 @@ def test_features_equal_transformers(tmp_path, hidden_act, eps):
     backbone = load_backbone(str(tmp_path / "clip"), device="cpu")
     assert backbone.spec.quick_gelu == (hidden_act == "quick_gelu")
     assert "hidden_act" in backbone.spec.activation_reason
+    assert backbone.clip.visual.ln_pre.eps == eps and backbone.clip.ln_final.eps == eps
     ids = backbone.tokenize(["a photo of a dog.", "a very small red bird on a branch."])
     images = torch.randn(3, 3, 32, 32)
     with torch.no_grad():

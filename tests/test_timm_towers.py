@@ -101,3 +101,10 @@ def test_non_vit_trunk_is_refused_naming_its_type():
         _ = bb.vision_width
     with pytest.raises(VLPromptError, match="timm ConvNeXt"):
         bb.encode_image(images, torch.randn(2, 32))
+
+
+def test_hybrid_trunk_is_refused_naming_its_stem():
+    bb = _backbone(tiny_towers.TINY_HYBRID)
+    with pytest.raises(VLPromptError, match=r"timm VisionTransformer with a HybridEmbed stem \(a hybrid CNN trunk\)"):
+        bb.encode_image(torch.randn(1, 3, 32, 32), torch.randn(2, bb.vision_tower.trunk.embed_dim))
+    assert bb.capabilities("vision") == frozenset()

@@ -78,3 +78,12 @@ def tiny_siglip_config(tokenizer_dir, vocab_size, context_length=16):
                      "tokenizer_kwargs": {"clean": "canonicalize"}, "no_causal_mask": True, "proj_bias": True,
                      "pool_type": "last", "norm_kwargs": {"eps": 1e-06}},
     }  # fmt: skip
+
+
+@register_model
+def vlprompt_tiny_hybrid(pretrained=False, **kwargs):
+    return timm.models.vision_transformer_hybrid.vit_tiny_r_s16_p8_224(pretrained=False, img_size=32, depth=1, **kwargs)
+
+
+TINY_HYBRID = {**TINY_CONVNEXT, "vision_cfg": {**TINY_CONVNEXT["vision_cfg"], "timm_model_name": "vlprompt_tiny_hybrid",
+                                               "timm_pool": "token"}}  # fmt: skip
