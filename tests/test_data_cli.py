@@ -87,10 +87,10 @@ def test_verify_reports_missing_images(run, dtd10_layout):
 def test_verify_missing_folder_and_split_file(run, tmp_path):
     code, _, err = run("data", "verify", "--dataset", "eurosat", "--data-root", tmp_path)
     assert code == 2 and f"eurosat dataset folder {tmp_path / 'eurosat'} not found; expected layout" in err
-    touch_all(tmp_path / "eurosat" / "2750" / "Forest", ["1.jpg"])
-    code, _, err = run("data", "verify", "--dataset", "eurosat", "--data-root", tmp_path)
-    assert code == 2 and "split_zhou_EuroSAT.json not found; first use will regenerate it" in err
-    assert not (tmp_path / "eurosat" / "split_zhou_EuroSAT.json").exists()
+    touch_all(tmp_path / "food-101" / "images" / "pizza", ["1.jpg"])  # vlprompt ships no published Food101 split
+    code, _, err = run("data", "verify", "--dataset", "food101", "--data-root", tmp_path)
+    assert code == 2 and "split_zhou_Food101.json not found; first use will regenerate it" in err
+    assert not (tmp_path / "food-101" / "split_zhou_Food101.json").exists()
     code, _, err = run("data", "verify", "--dataset", "split", "--data-root", tmp_path)
     assert code == 2 and "needs --split-file" in err
 

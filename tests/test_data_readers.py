@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import sys
 
 import numpy as np
@@ -129,15 +130,17 @@ def test_dtd_style_regeneration_writes_the_split_and_logs_once(tmp_path, caplog)
     for cls in ("AnnualCrop", "Forest", "SeaLake"):
         touch_all(images / cls, [f"{cls}_{i}.jpg" for i in range(10)])
     with caplog.at_level(logging.WARNING, logger="vlprompt.data"):
-        ds = read_dataset("eurosat", tmp_path, strict=False)
+        ds = read_dataset("eurosat", tmp_path, strict=False, published=False)
     assert caplog.text.count("regenerated") == 1
     written = tmp_path / "eurosat" / "split_zhou_EuroSAT.json"
     assert json.loads(written.read_text())["train"][0][2] == "Annual Crop Land"
     assert ds.classnames == ["Annual Crop Land", "Forest", "Sea or Lake"]
     assert [len(ds.train), len(ds.val), len(ds.test)] == [15, 6, 9]  # 5 / 2 / 3 per class
-    assert relpaths(read_dataset("eurosat", tmp_path, strict=False).train) == relpaths(ds.train)
+    assert relpaths(read_dataset("eurosat", tmp_path, strict=False, published=False).train) == relpaths(ds.train)
     written.unlink()
-    assert relpaths(read_dataset("eurosat", tmp_path, strict=False).train) == relpaths(ds.train)  # deterministic
+    assert relpaths(read_dataset("eurosat", tmp_path, strict=False, published=False).train) == relpaths(
+        ds.train
+    )  # deterministic
 
 
 def test_regenerated_split_is_kept_in_memory_when_the_folder_is_read_only(tmp_path, monkeypatch, caplog):
@@ -149,7 +152,7 @@ def test_regenerated_split_is_kept_in_memory_when_the_folder_is_read_only(tmp_pa
     monkeypatch.setattr(benchmarks, "write_text", refuse)
     touch_all(tmp_path / "dtd" / "images" / "banded", [f"banded_{i}.jpg" for i in range(10)])
     with caplog.at_level(logging.WARNING, logger="vlprompt.data"):
-        ds = read_dataset("dtd", tmp_path, strict=False)
+        ds = read_dataset("dtd", tmp_path, strict=False, published=False)
     assert [len(ds.train), len(ds.val), len(ds.test)] == [5, 2, 3]
     assert "could not save it (Permission denied)" in caplog.text
     assert not (tmp_path / "dtd" / "split_zhou_DescribableTextures.json").exists()
@@ -163,19 +166,19 @@ def test_mat_files_need_scipy_only_to_regenerate(tmp_path, monkeypatch):
     (tmp_path / "oxford_flowers" / "imagelabels.mat").touch()
     (tmp_path / "oxford_flowers" / "cat_to_name.json").write_text("{}")
     with pytest.raises(VLPromptError, match=r"imagelabels.mat needs scipy \(pip install scipy\)"):
-        read_dataset("oxford_flowers", tmp_path)
+        read_dataset("oxford_flowers", tmp_path, published=False)
 
 
 def test_caltech_regeneration_drops_ignored_folders_and_renames(tmp_path):
     images = tmp_path / "caltech-101" / "101_ObjectCategories"
     for cls in ("BACKGROUND_Google", "Faces", "Faces_easy", "Leopards", "accordion"):
         touch_all(images / cls, [f"image_{i:04d}.jpg" for i in range(1, 6)])
-    ds = read_dataset("caltech101", tmp_path, strict=False)
+    ds = read_dataset("caltech101", tmp_path, strict=False, published=False)
     assert ds.classnames == ["face", "leopard", "accordion"]
     with pytest.raises(VLPromptError, match="too few"):
         touch_all(images / "tiny", ["a.jpg", "b.jpg"])
         (tmp_path / "caltech-101" / "split_zhou_Caltech101.json").unlink()
-        read_dataset("caltech101", tmp_path, strict=False)
+        read_dataset("caltech101", tmp_path, strict=False, published=False)
 
 
 def test_verify_mode_refuses_to_regenerate_and_names_the_file(tmp_path):
@@ -185,7 +188,7 @@ def test_verify_mode_refuses_to_regenerate_and_names_the_file(tmp_path):
         match=r"split_zhou_DescribableTextures.json not found; first use will "
         r"regenerate it .* download",
     ):
-        read_dataset("dtd", tmp_path, regenerate=False)
+        read_dataset("dtd", tmp_path, regenerate=False, published=False)
     assert not (tmp_path / "dtd" / "split_zhou_DescribableTextures.json").exists()
 
 
@@ -196,7 +199,7 @@ def test_missing_split_without_regeneration_sources_is_an_error(tmp_path):
         match=r"cannot be regenerated because .*annotations/trainval.txt is missing; "
         r"download split_zhou_OxfordPets.json",
     ):
-        read_dataset("oxford_pets", tmp_path)
+        read_dataset("oxford_pets", tmp_path, published=False)
 
 
 def test_pets_regeneration_from_annotation_lists(tmp_path):
@@ -205,10 +208,26 @@ def test_pets_regeneration_from_annotation_lists(tmp_path):
     trainval = [f"Abyssinian_{i} 1 1 1" for i in range(1, 11)] + [f"great_pyrenees_{i} 2 2 1" for i in range(1, 11)]
     write_lines(dataset_dir / "annotations" / "trainval.txt", trainval)
     write_lines(dataset_dir / "annotations" / "test.txt", ["Abyssinian_50 1 1 1", "great_pyrenees_50 2 2 1"])
-    ds = read_dataset("oxford_pets", tmp_path, strict=False)
+    ds = read_dataset("oxford_pets", tmp_path, strict=False, published=False)
     assert ds.classnames == ["abyssinian", "great pyrenees"]
     assert [len(ds.train), len(ds.val), len(ds.test)] == [16, 4, 2]
     assert relpaths(ds.test) == ["Abyssinian_50.jpg", "great_pyrenees_50.jpg"]
+
+
+def test_a_missing_split_file_is_the_checked_published_copy_in_the_cache(tmp_path, monkeypatch, caplog):
+    published = published_split("dtd")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VLPROMPT_CACHE", str(cache))
+    (cache / "published").mkdir(parents=True)
+    shutil.copy(COOP_SPLITS / "split_zhou_DescribableTextures.json", cache / "published")
+    touch_all(tmp_path / "dtd" / "images" / "banded", [f"banded_{i}.jpg" for i in range(10)])
+    with caplog.at_level(logging.INFO, logger="vlprompt.data"):
+        ds = read_dataset("dtd", tmp_path, regenerate=False)
+    assert "not found; using the published CoOp split (checked copy in" in caplog.text
+    assert [[d.relpath, d.label, d.classname] for d in ds.train] == published["train"]
+    assert (len(ds.val), len(ds.test), ds.num_classes) == (len(published["val"]), len(published["test"]), 47)
+    assert not (tmp_path / "dtd" / "split_zhou_DescribableTextures.json").exists()  # nothing is written
+    assert ds.fewshot_dir == tmp_path / "dtd" / "split_fewshot"
 
 
 def test_sun397_regeneration_names(tmp_path):
@@ -229,7 +248,7 @@ def test_sun397_regeneration_names(tmp_path):
 
 
 def assert_regenerates_published(root, name, published):
-    read_dataset(name, root)
+    read_dataset(name, root, published=False)
     dataset_dir = root / FOLDERS[name][0]
     assert json.loads((dataset_dir / SHARED_SPLIT_FILES[name]).read_text()) == published
 

@@ -50,6 +50,7 @@ def imports_of(argv) -> dict:
         (["--help"], 0),
         (["train", "--help"], 0),
         (["presets", "maple+dept+restore", "--dataset", "dtd"], 0),
+        (["data", "prepare", "all", "--data-root", "data", "--dry-run"], 0),
         (["train", "--method", "coop"], 2),
         (["train", "--method", "nosuch", "--dataset", "toy-b2n", "--out", "x"], 2),
         (["train", "--method", "coop", "--dataset", "toy-b2n", "--out", "x", "--set", "coop.n_ctx=0"], 2),

@@ -75,7 +75,9 @@ def read_dataset(
     """The full split of dataset ``name`` (no sampling): ``DATASETS[name](data_root, **options)``.
 
     ``options`` are passed on to the reader (the built-in ones take ``strict=False`` to skip the class-count
-    check, and ``regenerate=False`` to refuse regenerating a missing split file).
+    check, and ``regenerate=False`` to refuse regenerating a missing split file; the split-file benchmarks also
+    take ``published=False`` to regenerate a missing split file instead of reading the checked copy of the
+    published one that ``vlprompt data prepare`` fetched).
     """
     reader = DATASETS.get(name)
     root = Path(data_root).expanduser().absolute() if data_root is not None else None

@@ -3,12 +3,14 @@
 Each split-file benchmark is one row of :data:`SPLIT_BENCHMARKS` (folder, image folder, split file, class
 count, CoOp template, how to regenerate a missing split). Reading follows the CoOp readers: the split
 file is ``<data_root>/<folder>/split_zhou_<Name>.json`` with paths relative to the image folder; if it
-is missing it is regenerated (:mod:`vlprompt.data.regenerate`), written next to the data atomically (kept in
-memory only if that folder is read-only; regeneration is deterministic) and announced with one log line. Few-shot splits are cached in ``<data_root>/<folder>/split_fewshot/``.
+is missing, the checked copy of the published file that ``vlprompt data prepare`` fetched is used
+(:mod:`vlprompt.data.published`; seven of the nine are public), and otherwise it is regenerated (:mod:`vlprompt.data.regenerate`), written next to the data atomically
+(kept in memory only if that folder is read-only; regeneration is deterministic) and announced with one log line. Few-shot splits are cached in ``<data_root>/<folder>/split_fewshot/``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from dataclasses import dataclass
@@ -18,9 +20,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 from vlprompt.data import sources
 from vlprompt.data.base import DATASETS, DatasetSplits
 from vlprompt.data.layout import LAYOUT_DOC, PHOTO, check_class_count, locate, read_lines, reject_split_file
+from vlprompt.data.published import cached, store
 from vlprompt.data.regenerate import REGEN_SEED, split_groups, split_trainval
 from vlprompt.data.splitfile import (
     Row,
+    check_split,
     dump_split_json,
     fewshot_dir_for,
     items_from_rows,
@@ -83,11 +87,20 @@ class SplitBenchmark:
         split_file: Optional[Path] = None,
         strict: bool = True,
         regenerate: bool = True,
+        published: bool = True,
     ) -> DatasetSplits:
+        """``published=False``: regenerate a missing split file even where a checked copy of the published one is
+        in the cache (:mod:`vlprompt.data.published`)."""
         dataset_dir, image_dir = locate(data_root, self.name, self.folder, self.image_subdir, self.layout())
         split_path = user_split_file(split_file) if split_file else dataset_dir / self.split_name
+        published_split = cached(self.split_name) if published and not split_path.is_file() else None
         if split_path.is_file():
             rows = read_split_file(split_path)
+        elif published_split is not None:
+            rows = check_split(json.loads(published_split), store() / self.split_name)
+            logger.info(
+                "%s: %s not found; using the published CoOp split (checked copy in %s)", self.name, split_path, store()
+            )
         else:
             rows = self._regenerate(dataset_dir, image_dir, split_path, allowed=regenerate)
         dataset = splits_from_rows(

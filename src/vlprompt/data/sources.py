@@ -111,6 +111,12 @@ def sun397_lists(dataset_dir: Path) -> Lists:
     return read("Training_01.txt"), read("Testing_01.txt")
 
 
+def ucf101_folder(action: str) -> str:
+    """The mid-frame folder (and raw class name) of a CamelCase UCF101 action: ``ApplyEyeMakeup`` ->
+    ``Apply_Eye_Makeup``."""
+    return "_".join(re.findall("[A-Z][^A-Z]*", action))
+
+
 def ucf101_lists(dataset_dir: Path) -> Lists:
     """UCF101: ``ucfTrainTestlist/`` lists of ``Action/v_Action_gXX_cYY.avi``; the CamelCase action is split on
     capitals and joined with ``_`` for both the class name and the mid-frame folder."""
@@ -124,7 +130,7 @@ def ucf101_lists(dataset_dir: Path) -> Lists:
         rows = []
         for line in _lines(lists / name):
             action, filename = line.split(" ")[0].split("/")
-            renamed = "_".join(re.findall("[A-Z][^A-Z]*", action))
+            renamed = ucf101_folder(action)
             rows.append((f"{renamed}/{filename.replace('.avi', '.jpg')}", labels[action], renamed))
         return rows
 

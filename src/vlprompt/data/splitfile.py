@@ -29,6 +29,11 @@ def read_split_file(path: Path, required: Sequence[str] = SPLITS) -> Dict[str, L
         raise VLPromptError(f"split file {path} not found") from None
     except (OSError, ValueError) as exc:
         raise VLPromptError(f"cannot read split file {path}: {exc}; fix or re-download it") from None
+    return check_split(data, path, required)
+
+
+def check_split(data, path: Path, required: Sequence[str] = SPLITS) -> Dict[str, List[Row]]:
+    """Validate a loaded split file (``path`` names it in errors)."""
     if not isinstance(data, dict):
         raise VLPromptError(f"split file {path} must hold a JSON object with keys {', '.join(SPLITS)}")
     missing = [s for s in required if s not in data]

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 from vlprompt.data import read_dataset
 from vlprompt.data.base import DatasetSplits
-from vlprompt.data.splitfile import SPLITS
+from vlprompt.data.benchmarks import SPLIT_BENCHMARKS
+from vlprompt.data.published import SHA256, cached, sha256
+from vlprompt.data.splitfile import SPLITS, read_split_file
 from vlprompt.errors import VLPromptError
 
 #: how many missing files an error names
@@ -30,7 +33,49 @@ def verify_dataset(
             f"{len(missing)} split entries are missing under {dataset.image_dir} (e.g. {shown}); "
             f"point --data-root at the complete dataset or re-download the images"
         )
-    return summary(dataset)
+    return summary(dataset) + split_lines(name, data_root, split_file)
+
+
+#: benchmarks whose regenerated split equals the published file exactly (tested in test_data_readers.py)
+REGENERATION_EXACT = ("stanford_cars", "ucf101", "oxford_flowers")
+
+
+def split_lines(
+    name: str, data_root: Optional[Union[str, Path]], split_file: Optional[Union[str, Path]] = None
+) -> List[str]:
+    """Which split a benchmark uses, and how it relates to the published CoOp split (empty for datasets without
+    a split file)."""
+    spec = next((s for s in SPLIT_BENCHMARKS if s.name == name), None)
+    if spec is None:
+        return []
+    path = Path(split_file) if split_file else Path(data_root).expanduser() / spec.folder / spec.split_name
+    if spec.split_name not in SHA256:
+        return [
+            f"  split: {path}; CoOp's {spec.split_name} is not public, so a "
+            f"regenerated one follows CoOp's procedure on sorted file lists and its train/val/test assignment "
+            f"differs from CoOp's published file (same per-class sizes)"
+        ]
+    if not path.is_file():
+        using = "its checked copy in the cache" if cached(spec.split_name) else "none fetched yet: regenerated"
+        return [f"  split: {path} does not exist; the published CoOp {spec.split_name}: {using}"]
+    if sha256(path.read_bytes()) == SHA256[spec.split_name]:
+        exact = " (vlprompt's regeneration reproduces it exactly)" if name in REGENERATION_EXACT else ""
+        return [f"  split: {path} = the published CoOp {spec.split_name}{exact}"]
+    have = cached(spec.split_name)
+    if have is None:
+        return [
+            f"  split: {path} differs from the published CoOp {spec.split_name} (SHA-256); `vlprompt data prepare "
+            f"{name}` fetches the published file for a comparison"
+        ]
+    published = json.loads(have)
+    ours = read_split_file(path)
+    keys = {s: {tuple(r) for r in published[s]} for s in SPLITS}
+    moved = sum(1 for s in SPLITS for r in ours[s] if tuple(r) not in keys[s])
+    sizes = " / ".join(f"{len(ours[s])} vs {len(published[s])}" for s in SPLITS)
+    return [
+        f"  split: {path} differs from the published CoOp {spec.split_name}: train / val / "
+        f"test {sizes} entries, {moved} entries not in the published split"
+    ]
 
 
 def check_usable(dataset: DatasetSplits, where: str, splits: Sequence[str], check_files: bool = True) -> None:
