@@ -35,7 +35,7 @@ what makes them valid on the shared-prefix path too.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -132,12 +132,19 @@ def _finish(block: nn.Module, x: torch.Tensor, a: torch.Tensor, wrapper: Optiona
 
 
 def run_block(
-    block: nn.Module, x: torch.Tensor, mask: Optional[torch.Tensor] = None, wrapper: Optional[BlockWrapper] = None
+    block: nn.Module,
+    x: torch.Tensor,
+    mask: Optional[torch.Tensor] = None,
+    wrapper: Optional[BlockWrapper] = None,
+    keys_values: Optional[List[torch.Tensor]] = None,
 ) -> torch.Tensor:
     """One block on a sequence-first token sequence ``x`` ``[L, N, D]`` under the additive ``mask`` ``[L, L]``
     (None: full attention); equals ``block(x.transpose(0, 1), attn_mask=mask).transpose(0, 1)`` up to float
-    rounding for the identity wrapper."""
+    rounding for the identity wrapper. ``keys_values``: a list that receives this block's ``k, v``
+    (``[N, L, H, d]``), as the shared prefix stream keeps them for its suffixes."""
     q, k, v, scale = queries_keys_values(block, block.ln_1(x), wrapper)
+    if keys_values is not None:
+        keys_values.extend((k.transpose(0, 1), v.transpose(0, 1)))
     q, k, v = (t.permute(1, 2, 0, 3) for t in (q, k, v))  # [N, H, L, d]
     mask = mask.to(q.dtype) if mask is not None else None
     a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)

@@ -39,7 +39,7 @@ from typing import FrozenSet, List, Optional
 import torch
 from torch import nn
 
-from vlprompt.backbones.blocks import queries_keys_values, suffix_block, unsupported_block
+from vlprompt.backbones.blocks import queries_keys_values, run_block, suffix_block, unsupported_block
 from vlprompt.backbones.options import EncodeOptions
 from vlprompt.backbones.towers.base import (
     DEFAULT_OPTIONS,
@@ -359,9 +359,12 @@ class OpenCLIPText(TextTower):
                 inserted = layout.prompts(expand_prompts(p, groups, x.dtype))
                 s = self.prompt_start
                 x = torch.cat([layout.tokens(x, 0, s), inserted, layout.tokens(x, s + p.shape[-2])], dim=layout.dim)
-            _, k, v, _ = queries_keys_values(block, block.ln_1(layout.leave(x)), wrappers.get(i))
-            kv.extend((k, v))
-            if i + 1 < len(self.blocks):
+            last = i + 1 == len(self.blocks)
+            if layout.sequence_first and not last:  # one pass gives the block's output and its keys/values
+                x = run_block(block, x, mask, wrappers.get(i), keys_values=kv)
+                continue
+            kv.extend(queries_keys_values(block, block.ln_1(layout.leave(x)), wrappers.get(i))[1:3])
+            if not last:
                 x = layout.block(block, x, mask, wrappers.get(i))
         # the suffixes, in chunks of at most `size` (group, class) pairs; several class chunks take the classes
         # in order of length, so that each chunk, cut after its own longest EOT, carries little padding
