@@ -69,6 +69,11 @@ class CoOpConfig(LearnerConfig):
     csc: bool = setting(False, "class-specific context (one context per class)")
     class_token_position: str = setting("end", "end | middle | front")
     init_std: float = setting(0.02, "std of the random context init")
+    ctx_pad: bool = setting(
+        False,
+        "with ctx_init of fewer words than n_ctx: the words initialise the last positions, zeros the first ones "
+        "(behind 'X' placeholders), as ProGrad's CTX_INIT",
+    )
 
     presets = {
         "fewshot": Preset(
@@ -100,7 +105,12 @@ class CoOpConfig(LearnerConfig):
                 f"unknown coop.class_token_position {self.class_token_position!r}: use end, middle or front"
             )
         words = self.init_words
-        if words and len(words.split()) != self.n_ctx:
+        if words and self.ctx_pad and len(words.split()) > self.n_ctx:
+            raise VLPromptError(
+                f"coop.ctx_init {self.ctx_init!r} has {len(words.split())} words, more than coop.n_ctx={self.n_ctx}: "
+                f"--set coop.n_ctx={len(words.split())}"
+            )
+        if words and not self.ctx_pad and len(words.split()) != self.n_ctx:
             raise VLPromptError(
                 f"coop.ctx_init {self.ctx_init!r} has {len(words.split())} words but coop.n_ctx={self.n_ctx}; "
                 f"the context takes one vector per word: --set coop.n_ctx={len(words.split())}"
