@@ -10,6 +10,7 @@ import torch
 
 from vlprompt.addons.configs import KgConfig, ProGradConfig
 from vlprompt.addons.prograd import KL_TERM, prograd_losses, project
+from vlprompt.engine.backward import GradientContext
 from vlprompt.errors import VLPromptError
 from vlprompt.methods.configs import CoOpConfig, ZeroShotConfig
 from vlprompt.task import LabelSpace, PromptTask, StepInfo
@@ -69,20 +70,6 @@ def test_teacher_is_zero_shot_clip_with_the_chosen_template(tiny_vit):
     assert not any("teacher" in k for k in task.state_dict())  # class-dependent: never saved
 
 
-class AutogradGrads:
-    """A stand-in of ``vlprompt.engine.backward.GradientContext`` on one process: autograd over the params."""
-
-    def __init__(self, params):
-        self.params = list(params)
-        self.written = None
-
-    def of(self, loss):
-        return list(torch.autograd.grad(loss, self.params, retain_graph=True, allow_unused=True))
-
-    def set(self, grads):
-        self.written = grads
-
-
 def reference_update(task, losses, lam):
     """The reference's ``prograd_backward_and_update`` written out again: backward the KL, keep its gradients,
     backward CE into ``p.grad`` and overwrite each ``p.grad`` whose cosine with the KL gradient is negative."""
@@ -114,18 +101,19 @@ def test_hook_equals_the_reference_update(tiny_vit, lam):
         task.learner.ctx.add_(torch.randn_like(task.learner.ctx))  # move off the zero-shot point
     step = task.training_step(torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0]), StepInfo(), features=False)
     assert set(step.losses) == {"ce", KL_TERM}
-    grads = AutogradGrads(p for p in task.parameters() if p.requires_grad)
-    task.addons["prograd"].gradient_hook(step.losses, grads)
+    grads = GradientContext(p for p in task.parameters() if p.requires_grad)
+    task.gradient_hook(step.losses, grads)
+    written = [p.grad.clone() for p in grads.params]
     expected = reference_update(task, step.losses, lam)
     ce_only = torch.autograd.grad(step.losses["ce"], grads.params, retain_graph=True)[0]
     kl_only = torch.autograd.grad(step.losses[KL_TERM], grads.params, retain_graph=True)[0]
-    assert len(grads.written) == len(expected) == 1
-    assert torch.allclose(grads.written[0], expected[0], rtol=1e-5, atol=1e-8)
+    assert len(written) == len(expected) == 1
+    assert torch.allclose(written[0], expected[0], rtol=1e-5, atol=1e-8)
     if float(torch.dot(ce_only.flatten(), kl_only.flatten())) < 0:  # the projection acted: no conflict remains
-        left = float(torch.dot(grads.written[0].flatten(), kl_only.flatten()))
+        left = float(torch.dot(written[0].flatten(), kl_only.flatten()))
         assert left == pytest.approx((1 - lam) * float(torch.dot(ce_only.flatten(), kl_only.flatten())), rel=1e-3)
     else:
-        assert torch.equal(grads.written[0], ce_only)
+        assert torch.equal(written[0], ce_only)
 
 
 def test_other_terms_join_the_projected_gradient(tiny_vit):
@@ -138,11 +126,37 @@ def test_other_terms_join_the_projected_gradient(tiny_vit):
     with torch.no_grad():
         task.learner.ctx.add_(torch.randn_like(task.learner.ctx))
     step = task.training_step(torch.randn(3, 3, 32, 32), torch.tensor([0, 1, 2]), StepInfo(), features=False)
-    grads = AutogradGrads(p for p in task.parameters() if p.requires_grad)
-    task.addons["prograd"].gradient_hook(step.losses, grads)
+    grads = GradientContext(p for p in task.parameters() if p.requires_grad)
+    task.gradient_hook(step.losses, grads)
     main = torch.autograd.grad(step.losses["ce"] + step.losses["kg"], grads.params, retain_graph=True)[0]
     general = torch.autograd.grad(step.losses[KL_TERM], grads.params, retain_graph=True)[0]
-    assert torch.allclose(grads.written[0], project(main, general, 1.0), rtol=1e-5, atol=1e-8)
+    assert torch.allclose(task.learner.ctx.grad, project(main, general, 1.0), rtol=1e-5, atol=1e-8)
+
+
+def test_training_step_applies_the_projected_update(tiny_vit, tmp_path):
+    """One SGD step of the trainer (cached features, no momentum/decay/warm-up) moves the context by exactly
+    −lr · Eq. 7 of the gradients computed here, not by −lr · ∇(CE + KL)."""
+    from vlprompt.config import TrainConfig
+    from vlprompt.engine import trainer
+    from vlprompt.engine.distributed import FollowerRun
+    from vlprompt.engine.train_data import TrainData
+
+    torch.manual_seed(0)
+    task = make_task(tiny_vit)
+    with torch.no_grad():
+        task.learner.ctx.add_(torch.randn_like(task.learner.ctx))
+    feats, labels = tiny_vit.encode_image(torch.randn(4, 3, 32, 32)), torch.tensor([0, 1, 2, 1])
+    start = task.learner.ctx.detach().clone()
+    step = task.training_step(feats, labels, StepInfo(), features=True)
+    ce, kl = (torch.autograd.grad(step.losses[k], [task.learner.ctx], retain_graph=True)[0] for k in ("ce", KL_TERM))
+    unit = kl / kl.norm()
+    along = float((ce * unit).sum())
+    expected = ce - along * unit if along < 0 else ce
+    cfg = TrainConfig(epochs=1, batch_size=4, lr=0.1, momentum=0.0, weight_decay=0.0, warmup_epochs=0)
+    data = TrainData(lambda e, g: [(feats, labels, torch.arange(4))], features=True, num_samples=4)
+    trainer.train(task, data, cfg, FollowerRun(tmp_path), 1, torch.device("cpu"), progress=False)
+    assert torch.allclose(task.learner.ctx.detach(), start - 0.1 * expected, atol=1e-6)
+    assert not torch.allclose(task.learner.ctx.detach(), start - 0.1 * (ce + kl), atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------- config

@@ -35,11 +35,14 @@ from vlprompt.errors import VLPromptError
 #: section -> key -> value
 Values = Mapping[str, Mapping[str, Any]]
 PROTOCOLS = ("fewshot", "b2n", "xd", "dg")
+#: ``train`` keys a preset may give as a ``{shots: value}`` table (CoOp's epochs, CLIP-LoRA's ``n_iters × shots``)
+SHOT_TABLES = ("epochs", "steps")
 
 
 @dataclass(frozen=True)
 class Preset:
-    """Values of one published setting; ``train.epochs`` may be a ``{shots: epochs}`` table (CoOp few-shot).
+    """Values of one published setting; ``train.epochs`` and ``train.steps`` may be ``{shots: value}`` tables (CoOp
+    few-shot epochs, CLIP-LoRA's iterations).
     ``not_with``: component names in whose presence it does not apply."""
 
     values: Values
@@ -89,7 +92,7 @@ class Resolution:
         for section, entries in values.items():
             for key, value in entries.items():
                 where = source
-                if section == "train" and key == "epochs" and isinstance(value, Mapping):
+                if section == "train" and key in SHOT_TABLES and isinstance(value, Mapping):
                     value = value.get(shots, max(value.values()))
                     where = f"{source}, {shots} shots"
                 self.set(section, key, value, where)

@@ -296,6 +296,27 @@ class LoRAConfig(LearnerConfig):
         "a photo of a {}.", "class prompt (CLIP-LoRA's datasets all use this one; empty: the run's dataset template)"
     )
 
+    presets = {
+        "fewshot": Preset(
+            {
+                "train": {
+                    "optimizer": "adamw",
+                    "lr": 2e-4,
+                    "weight_decay": 1e-2,
+                    "adam_beta1": 0.9,
+                    "adam_beta2": 0.999,
+                    "schedule": "step_cosine",
+                    "min_lr": 1e-6,
+                    "batch_size": 32,
+                    "steps": {shots: 500 * shots for shots in (1, 2, 4, 8, 16)},
+                },
+                "lora": {"rank": 2, "alpha": 1.0, "dropout": 0.25, "params": "q,k,v", "position": "all"},
+            },
+            f"{LORA_REPO}, run_utils.py defaults (n_iters 500 x shots, lr 2e-4, batch 32, r 2, alpha 1, dropout "
+            "0.25, q,k,v of all blocks of both towers) and lora.py (AdamW wd 1e-2, CosineAnnealingLR eta_min 1e-6)",
+        )
+    }
+
     def __post_init__(self):
         require_at_least("lora", 1, rank=self.rank)
         if not 0 <= self.dropout < 1:
