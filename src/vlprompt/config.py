@@ -46,7 +46,7 @@ def check_template(template: str, where: str) -> str:
 
 PRECISIONS = ("auto", "fp32", "bf16", "amp", "fp16")
 #: ``train.optimizer`` and ``train.schedule`` choices (:mod:`vlprompt.engine.optim`)
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("epoch_cosine", "step_cosine")
 SUBSAMPLES = ("all", "base", "new")
 TRAIN_ORDERS = ("random", "sequential")
@@ -110,7 +110,9 @@ class TrainConfig:
     max_epochs: int = setting(0, "cap on the resolved epochs, for quick runs of published settings (0 = no cap)")
     batch_size: int = setting(4, "training batch size")
     lr: float = setting(0.0035, "base learning rate")
-    optimizer: str = setting("sgd", "sgd (Dassl's SGD, the CoOp family) | adamw (CLIP-LoRA, Tip-Adapter-F)")
+    optimizer: str = setting(
+        "sgd", "sgd (Dassl's SGD, the CoOp family) | adamw (CLIP-LoRA, Tip-Adapter-F) | adam (Dassl's Adam: TCP)"
+    )
     momentum: float = setting(0.9, "SGD momentum")
     weight_decay: float = setting(5e-4, "weight decay (applies to the prompts too, as in Dassl)")
     adam_beta1: float = setting(0.9, "AdamW beta1")

@@ -35,21 +35,26 @@ class AddOnConfig:
 
 # ------------------------------------------------------------------------------------------ KgCoOp
 WORD_INIT = {"n_ctx": 4, "ctx_init": "a photo of a"}
+#: KgCoOp's published settings configure CoOp; in TCP (which implies ``kg``) TCP's own presets stand
+NOT_WITH_TCP = frozenset({"tcp"})
 
 
 @ADDONS.register("kg", implementation="vlprompt.addons.kg:KgAddOn")
 @dataclass
 class KgConfig(AddOnConfig):
     weight: float = setting(8.0, "λ: official base-to-new runs 8.0; DePT 2.0; the reference train.py default 1.0")
+    template: str = setting("", "hand-crafted prompt of the targets (empty: the dataset's KgCoOp template)")
 
     presets = {
         "b2n": Preset(
             {"train": {"batch_size": 128, "lr": 0.002, "epochs": 100}, "coop": WORD_INIT, "kg": {"weight": 8.0}},
             "KgCoOp config vit_b16_ep100_ctxv1 and scripts/run.sh (W = 8.0)",
+            NOT_WITH_TCP,
         ),
         "dept": Preset(
             {"coop": WORD_INIT, "kg": {"weight": 2.0}},
             "DePT's KgCoOp re-run, config vit_b16_ep10_ctxv1_bs4_lr35 (W = 2.0)",
+            NOT_WITH_TCP,
         ),
     }
 

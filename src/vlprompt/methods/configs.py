@@ -253,6 +253,89 @@ class MaPLeConfig(LearnerConfig):
         require_positive_std("maple", self.init_std)
 
 
+# ------------------------------------------------------------------------------------------ TCP
+TCP_REPO = "TCP (Yao et al., CVPR 2024), htyao89/Textual-based_Class-aware_prompt_tuning"
+#: TCP's ``CUSTOM_TEMPLATES`` (trainers/tcp.py): the class prompt; its first n_ctx tokens become the context
+TCP_TEMPLATES = {
+    "oxford_pets": "X X X X {}, a type of pet.",
+    "oxford_flowers": "X X X X {}, a type of flower.",
+    "fgvc_aircraft": "X X X X {}, a type of aircraft.",
+    "dtd": "X X X X {} texture.",
+    "eurosat": "X X X X {}.",
+    "stanford_cars": "X X X X {}, a type of car",
+    "food101": "X X X X {}, a type of food.",
+    "sun397": "X X X X {}.",
+    "caltech101": "X X X X {}.",
+    "ucf101": "a photo of a person doing {}.",
+    "imagenet": "a photo of a {}.",
+}
+#: TCP's ``CUSTOM_TEMPLATES_ori``: the hand-crafted prompt of the textual knowledge embedding and of KgCoOp's
+#: targets, where it differs from the dataset's KgCoOp template
+TCP_KNOWLEDGE_TEMPLATES = {"fgvc_aircraft": "a photo of an aircraft {}.", "food101": "a photo of a {}, a type of food."}
+TCP_IMAGENET_VARIANTS = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+
+
+def tcp_layer(layer: int, depth: int) -> int:
+    """The block that takes TCP's class-aware prompt (``tcp.layer``; 0: 8 of 12 as the reference, else 2/3 deep)."""
+    return layer or (depth * 2) // 3
+
+
+def _tcp_rules() -> tuple:
+    source = f"{TCP_REPO}, trainers/tcp.py CUSTOM_TEMPLATES / CUSTOM_TEMPLATES_ori"
+    rules = [rule([name], {"tcp": {"template": t}}, source) for name, t in TCP_TEMPLATES.items()]
+    rules.append(rule(TCP_IMAGENET_VARIANTS, {"tcp": {"template": TCP_TEMPLATES["imagenet"]}}, source))
+    for name, t in TCP_KNOWLEDGE_TEMPLATES.items():
+        rules.append(rule([name], {"tcp": {"knowledge_template": t}, "kg": {"template": t}}, source))
+    return tuple(rules)
+
+
+@LEARNERS.register("tcp", implementation="vlprompt.methods.tcp:TCP")
+@dataclass
+class TCPConfig(LearnerConfig):
+    n_ctx: int = setting(4, "context vectors M: the template's first M tokens after SOS (N(0, init_std²) init)")
+    template: str = setting(
+        "", "class prompt with one {}; its first n_ctx tokens become the context (empty: 'X X X X {}.', M X's)"
+    )
+    knowledge_template: str = setting(
+        "", "hand-crafted prompt of the textual knowledge embedding (empty: the dataset's KgCoOp template)"
+    )
+    layer: int = setting(
+        0,
+        "text block whose input takes the class-aware prompt; 0: block 8 on a 12-block text tower (the reference's "
+        "layers=[8]), ⌊2/3 · depth⌋ on other depths",
+    )
+    init_std: float = setting(0.02, "std of the random context init")
+
+    presets = {
+        "b2n": Preset(
+            {
+                "train": {
+                    "batch_size": 32,
+                    "lr": 0.002,
+                    "epochs": 50,
+                    "optimizer": "adam",
+                    "adam_eps": 1e-3,
+                    "weight_decay": 5e-4,
+                },
+                "tcp": {"n_ctx": 4},
+                "kg": {"weight": 8.0},
+            },
+            f"{TCP_REPO}, config TCP/vit_b16_ep100_ctxv1 (MAX_EPOCH 50, Adam), README (Adam eps 1e-3), "
+            "scripts/base2new_train.sh (NCTX 4, 16 shots) and trainers/tcp.py (8.0 · KgCoOp loss)",
+        )
+    }
+    dataset_rules = _tcp_rules()
+
+    def __post_init__(self):
+        require_at_least("tcp", 1, n_ctx=self.n_ctx)
+        require_at_least("tcp", 0, layer=self.layer)
+        require_positive_std("tcp", self.init_std)
+        for key in ("template", "knowledge_template"):
+            value = getattr(self, key)
+            if value and value.count("{}") != 1:
+                raise VLPromptError(f"tcp.{key} {value!r} must contain exactly one {{}} for the class name")
+
+
 # ------------------------------------------------------------------------------------------ CLIP-LoRA
 LORA_REPO = "CLIP-LoRA (Zanella & Ben Ayed, CVPRW 2024), MaxZanella/CLIP-LoRA"
 #: CLIP-LoRA's ``INDEX_POSITIONS_TEXT`` / ``INDEX_POSITIONS_VISION['ViT-B/16']`` (loralib/utils.py), 12-block towers
