@@ -59,6 +59,7 @@ _VISION = (("n_ctx_vision", "learner.vision_ctx", _TOKENS, None), ("depth_vision
 SHAPE_SETTINGS: Dict[str, Tuple[Tuple[str, str, Reader, Any], ...]] = {
     "coop": (("n_ctx", "learner.ctx", _VECTORS, None), ("csc", "learner.ctx", lambda t: t.dim() == 3, None)),
     "cocoop": (("n_ctx", "learner.ctx", _VECTORS, None),),
+    "tcp": (("n_ctx", "learner.ctx", _VECTORS, None),),
     "lpt": _TEXT,
     "ivlp": _TEXT + _VISION,
     "vpt": _VISION,
