@@ -59,6 +59,12 @@ def test_dtd10_from_the_cli_then_eval_predict_and_init_from(dtd10, tmp_path, met
     capsys.readouterr()
     assert main(["predict", "--run", str(run), str(image), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["prediction"]
+    exported = tmp_path / "classifier.safetensors"
+    code = main(["export", "--run", str(run), "--out", str(exported)])
+    if method == "lora":  # LoRA adapts the image tower: no fixed classifier over open_clip's image features
+        assert code != 0 and "changes the image tower" in capsys.readouterr().err
+    else:
+        assert code == 0 and load_file(str(exported))["class_embeddings"].shape[0] == 5
     again = tmp_path / "again"
     steps0 = ["--set", "train.steps=1"]
     assert main(["train", *flags, *steps0, "--subsample", "base", "--init-from", str(run), "--out", str(again)]) == 0

@@ -220,3 +220,17 @@ def test_parity_with_clip_loras_layer_math_on_the_tiny_openai_clip():
     assert len(ref) == len(ours) == 2 * 4 * (backbone.text_layers + backbone.vision_layers)
     for mine, theirs in zip(ours, ref):
         assert torch.allclose(mine, theirs, atol=1e-6, rtol=1e-4)
+
+
+def test_presets_are_clip_loras_fixed_settings():
+    from vlprompt.presets import resolve
+    from vlprompt.task import parse_method
+
+    comp = parse_method("lora")
+    for protocol in ("fewshot", "b2n"):
+        train = resolve(comp.configs(), protocol=protocol, dataset="dtd", shots=4).values["train"]
+        assert train["optimizer"] == "adamw" and train["schedule"] == "step_cosine"
+        assert (train["lr"], train["weight_decay"], train["min_lr"], train["batch_size"]) == (2e-4, 1e-2, 1e-6, 32)
+        assert train["steps"] == 2000  # n_iters x shots
+    assert resolve(comp.configs(), protocol="fewshot", shots=16).values["train"]["steps"] == 8000
+    assert resolve(comp.configs(), protocol="fewshot", shots=1).values["lora"]["rank"] == 2

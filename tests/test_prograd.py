@@ -197,3 +197,22 @@ def test_presets_follow_the_reference_scripts():
     assert resolve(comp.configs(), protocol="fewshot", dataset="dtd", shots=16).values["train"]["epochs"] == 200
     b2n = resolve(comp.configs(), protocol="b2n", dataset="imagenet", shots=16).values
     assert b2n["train"]["epochs"] == 50 and b2n["coop"]["ctx_init"] == "a photo of a"
+
+
+def test_teacher_ignores_the_learners_block_wrappers(tiny_vit):
+    """``lora+prograd``: the teacher is zero-shot CLIP, not the LoRA-adapted towers."""
+    from vlprompt.methods.configs import LoRAConfig
+
+    configs = {"lora": LoRAConfig(dropout=0.0, template=""), "prograd": ProGradConfig()}
+    task = PromptTask(tiny_vit, "lora+prograd", configs, SPACE)
+    with torch.no_grad():
+        for name, p in task.named_parameters():
+            if name.endswith("lora_B"):
+                p.normal_(0, 0.05)
+    images = torch.randn(2, 3, 32, 32)
+    zero_shot = PromptTask(tiny_vit, "zeroshot", {"zeroshot": ZeroShotConfig()}, SPACE)
+    out = task(images=images)
+    with torch.no_grad():
+        expected = zero_shot(images=images).logits.float()
+        assert torch.allclose(task.addons["prograd"].teacher_logits(out), expected, atol=1e-4)
+        assert not torch.allclose(out.logits.float(), expected, atol=1e-3)

@@ -354,6 +354,21 @@ LORA_POSITIONS = {
 #: ``INDEX_POSITIONS_VISION['ViT-L/14']``: the positions CLIP-LoRA defines for 24-block towers
 LORA_POSITIONS_24 = {"half-up": tuple(range(12, 24)), "half-bottom": tuple(range(12)), "all": tuple(range(24))}
 LORA_ENCODERS = ("text", "vision", "both")
+#: CLIP-LoRA's fixed settings (run_utils.py defaults, lora.py's optimizer and schedule)
+LORA_SETTINGS = {
+    "train": {
+        "optimizer": "adamw",
+        "lr": 2e-4,
+        "weight_decay": 1e-2,
+        "adam_beta1": 0.9,
+        "adam_beta2": 0.999,
+        "schedule": "step_cosine",
+        "min_lr": 1e-6,
+        "batch_size": 32,
+        "steps": {shots: 500 * shots for shots in (1, 2, 4, 8, 16)},
+    },
+    "lora": {"rank": 2, "alpha": 1.0, "dropout": 0.25, "params": "q,k,v", "position": "all"},
+}
 
 
 def lora_layers(position: str, depth: int) -> tuple:
@@ -381,23 +396,14 @@ class LoRAConfig(LearnerConfig):
 
     presets = {
         "fewshot": Preset(
-            {
-                "train": {
-                    "optimizer": "adamw",
-                    "lr": 2e-4,
-                    "weight_decay": 1e-2,
-                    "adam_beta1": 0.9,
-                    "adam_beta2": 0.999,
-                    "schedule": "step_cosine",
-                    "min_lr": 1e-6,
-                    "batch_size": 32,
-                    "steps": {shots: 500 * shots for shots in (1, 2, 4, 8, 16)},
-                },
-                "lora": {"rank": 2, "alpha": 1.0, "dropout": 0.25, "params": "q,k,v", "position": "all"},
-            },
+            LORA_SETTINGS,
             f"{LORA_REPO}, run_utils.py defaults (n_iters 500 x shots, lr 2e-4, batch 32, r 2, alpha 1, dropout "
             "0.25, q,k,v of all blocks of both towers) and lora.py (AdamW wd 1e-2, CosineAnnealingLR eta_min 1e-6)",
-        )
+        ),
+        "b2n": Preset(
+            LORA_SETTINGS,
+            f"{LORA_REPO}, the same settings (README: fixed hyperparameters for every task and number of shots)",
+        ),
     }
 
     def __post_init__(self):
