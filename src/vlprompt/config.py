@@ -20,13 +20,56 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from vlprompt.errors import VLPromptError
 
 
-def setting(default: Any = None, help: str = "", literal_none: bool = False, **kw) -> Any:
+@dataclass(frozen=True)
+class Bounds:
+    """The range of a numeric setting: ``low`` (excluded when ``open_low``) to ``high``; every value must also be
+    finite."""
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    open_low: bool = False
+
+    def holds(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        above = self.low is None or (value > self.low if self.open_low else value >= self.low)
+        return above and (self.high is None or value <= self.high)
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"in {self.low:g}..{self.high:g}"
+        if self.low is not None:
+            return f"{'>' if self.open_low else '>='} {self.low:g}"
+        return f"<= {self.high:g}" if self.high is not None else "a finite number"
+
+
+#: the usual ranges of :func:`setting`'s ``bounds``
+FINITE, AT_LEAST_0, AT_LEAST_1 = Bounds(), Bounds(0), Bounds(1)
+POSITIVE, UNIT = Bounds(0, open_low=True), Bounds(0, 1)
+
+
+def setting(
+    default: Any = None, help: str = "", literal_none: bool = False, bounds: Optional[Bounds] = None, **kw
+) -> Any:
     """A dataclass field with ``help`` metadata (shown by ``vlprompt presets``). ``literal_none``: the string
-    ``none`` is a value of this field (``--pretrained none`` = random weights), not "unset"."""
-    metadata = {"help": help, "literal_none": literal_none}
+    ``none`` is a value of this field (``--pretrained none`` = random weights), not "unset". ``bounds``: the range
+    of a numeric value (:func:`check_bounds`)."""
+    metadata = {"help": help, "literal_none": literal_none, "bounds": bounds}
     if "default_factory" in kw:
         return field(metadata=metadata, **kw)
     return field(default=default, metadata=metadata, **kw)
+
+
+def check_bounds(cls, values: Dict[str, Any], section: str) -> None:
+    """A one-line error naming ``--set section.key`` for the first numeric value of ``values`` (fields of section
+    dataclass ``cls``) that is non-finite or outside its field's ``bounds``; the example is the field's default."""
+    for f in dataclasses.fields(cls):
+        bounds, value = f.metadata.get("bounds"), values.get(f.name)
+        if bounds is None or not isinstance(value, (int, float)) or isinstance(value, bool) or bounds.holds(value):
+            continue
+        key = f"{section}.{f.name}"
+        fix = f"(e.g. --set {key}={f.default})" if isinstance(f.default, (int, float)) else f"(fix --set {key})"
+        raise VLPromptError(f"{key} must be {bounds}, got {value} {fix}")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -107,8 +150,8 @@ class TrainConfig:
     max_epochs: int = setting(0, "cap on the resolved epochs, for quick runs of published settings (0 = no cap)")
     batch_size: int = setting(4, "training batch size")
     lr: float = setting(0.0035, "base learning rate (SGD)")
-    momentum: float = setting(0.9, "SGD momentum")
-    weight_decay: float = setting(5e-4, "SGD weight decay (applies to the prompts too, as in Dassl)")
+    momentum: float = setting(0.9, "SGD momentum", bounds=AT_LEAST_0)
+    weight_decay: float = setting(5e-4, "SGD weight decay (applies to the prompts too, as in Dassl)", bounds=AT_LEAST_0)
     warmup_epochs: int = setting(1, "epochs of constant warm-up before cosine annealing")
     warmup_lr: float = setting(1e-5, "learning rate of the constant warm-up")
     precision: str = setting("auto", "auto | fp32 | bf16 | amp | fp16 (the references' pure half mode)")
@@ -138,7 +181,6 @@ class TrainConfig:
         for name, label in (("lr", "--lr (train.lr)"), ("warmup_lr", "train.warmup_lr")):
             value = getattr(self, name)
             _require(math.isfinite(value) and value > 0, f"{label} must be a positive number, got {value}")
-        _require(self.weight_decay >= 0 and self.momentum >= 0, "train.momentum and train.weight_decay must be >= 0")
         _require(self.warmup_epochs >= 0, f"train.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         _require(self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}")
         _require(self.feature_pool >= 0, f"--feature-pool must be >= 0, got {self.feature_pool}")
@@ -215,8 +257,10 @@ def make_section(cls, values: Dict[str, Any], section: str):
         raise VLPromptError(
             f"unknown setting {section}.{unknown[0]}; {section} has: {', '.join(sorted(types)) or 'no settings'}"
         )
+    coerced = {k: coerce_field(cls, k, v, section) for k, v in values.items()}
+    check_bounds(cls, coerced, section)
     try:
-        return cls(**{k: coerce_field(cls, k, v, section) for k, v in values.items()})
+        return cls(**coerced)
     except TypeError as exc:
         raise VLPromptError(f"invalid {section} settings: {exc}") from None
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Mapping, Tuple
 
 from vlprompt.capabilities import Capability
+from vlprompt.config import check_bounds
 from vlprompt.errors import VLPromptError
 from vlprompt.registry import ADDONS, LEARNERS
 
@@ -82,6 +83,8 @@ def parse_method(method: str) -> Composition:
 def check_composition(composition: Composition, configs: Mapping[str, object], backbone) -> None:
     """Refuse, with one line, a composition whose add-ons need what the learner does not provide with these
     configs on this backbone, or whose component configs are invalid for it. Nothing is built."""
+    for name, config in configs.items():  # configs built in code skip make_section's range check
+        check_bounds(type(config), vars(config), name)
     learner_cls = LEARNERS.get(composition.base)
     provides = learner_cls.capabilities(configs[composition.base], backbone)
     for name in composition.addons:
