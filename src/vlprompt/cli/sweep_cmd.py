@@ -106,6 +106,10 @@ def launcher_from_args(args: argparse.Namespace):
     if args.jobs < 1:
         raise VLPromptError(f"--jobs {args.jobs}: give at least 1")
     devices = tuple(d.strip() for d in args.devices.split(",") if d.strip()) if args.devices else ()
+    if devices:
+        from vlprompt.backbones import check_gpu_ids
+
+        check_gpu_ids([int(d) if d.isdigit() else d for d in devices], f"--devices {args.devices}")
     return LocalLauncher(jobs=args.jobs, devices=devices)
 
 
