@@ -196,9 +196,25 @@ def _predict(c: Ctx, *extra) -> List[str]:
 
 
 def _zeroshot_with_bad_test_image(c: Ctx) -> List[str]:
+    return ["zeroshot", "--dataset", "folder", "--data-root", str(_bad_test_image(c)), "--out", str(c.ws / "zs"), *c.bb]
+
+
+def _bad_test_image(c: Ctx) -> Path:
     data = Path(shutil.copytree(c.folder, c.ws / "data"))
     (data / "test" / "red_circle" / "red_circle_0.png").write_bytes(b"not a png")
-    return ["zeroshot", "--dataset", "folder", "--data-root", str(data), "--out", str(c.ws / "zs"), *c.bb]
+    return data
+
+
+def _bad_train_image(c: Ctx) -> Path:
+    data = Path(shutil.copytree(c.folder, c.ws / "data"))
+    (data / "train" / "green_square" / "green_square_1.png").write_bytes(b"\x89PNG\r\n\x1a\n but cut")
+    return data
+
+
+def _broken_link(c: Ctx) -> Path:
+    (c.ws / "imgs").mkdir()
+    (c.ws / "imgs" / "gone.png").symlink_to(c.ws / "nowhere.png")
+    return c.ws / "imgs"
 
 
 def _trust_pickle_backbone(c: Ctx) -> Path:
@@ -280,6 +296,21 @@ CASES = [
     Case("device-gpu-index-missing", lambda c: (_one_gpu(c), c.train("--device", "cuda:3"))[1], "error: --device cuda:3: this machine has GPU 0 (no GPU 3); name GPUs it has"),
     Case("device-unknown-kind", lambda c: c.train("--device", "gpu1"), "error: --device 'gpu1': use auto, cpu, cuda or cuda:N"),
     Case("sweep-devices-missing", lambda c: (_one_gpu(c), ["sweep", "--root", str(c.ws / "sw"), "--protocol", "fewshot", "--methods", "coop", "--datasets", "toy", "--seeds", "1", "--shots", "1", "--devices", "0,1"])[1], "error: --devices 0,1: this machine has GPU 0 (no GPU 1); name GPUs it has"),
+    Case("predict-device-missing-gpu", lambda c: (_one_gpu(c), _predict(c, str(c.folder / "test"), "--device", "cuda:1"))[1], "error: --device cuda:1: this machine has GPU 0 (no GPU 1); name GPUs it has"),
+    # ---------------------------------------------------------------- more of each kind
+    Case("eval-undecodable-test-image-writes-no-run", lambda c: ["eval", "--run", str(c.run), "--dataset", "folder", "--data-root", str(_bad_test_image(c)), "--out", str(c.ws / "ev")], "error: cannot read image {ws}/data/test/red_circle/red_circle_0.png (UnidentifiedImageError: cannot identify image file '{ws}/data/test/red_circle/red_circle_0.png'); replace or remove the file, or pass --skip-corrupt to skip unreadable images"),
+    Case("train-undecodable-train-image-writes-no-run", lambda c: train_argv(c.ws / "out", _bad_train_image(c), c.bb, "--no-feature-cache"), "error: cannot read image {ws}/data/train/green_square/green_square_1.png (UnidentifiedImageError: cannot identify image file '{ws}/data/train/green_square/green_square_1.png'); replace or remove the file, or pass --skip-corrupt to skip unreadable images"),
+    Case("predict-broken-symlink", lambda c: _predict(c, str(_broken_link(c))), "error: cannot read image {ws}/imgs/gone.png (FileNotFoundError: [Errno 2] No such file or directory: '{ws}/imgs/gone.png'); replace the file or leave it out"),
+    Case("predict-classnames-file-one-class", lambda c: _predict(c, str(c.folder / "test"), "--classnames", str(_names_file(c, "cat\n"))), "error: --classnames {ws}/names.txt lists 1 class; give 2+ class names"),
+    Case("predict-empty-template", lambda c: _predict(c, str(c.folder / "test"), "--template", ""), "error: --template '': a template needs exactly one {{}} for the class name and no other braces"),
+    Case("predict-template-format-spec", lambda c: _predict(c, str(c.folder / "test"), "--template", "a {:>9}."), "error: --template 'a {{:>9}}.': a template needs exactly one {{}} for the class name and no other braces"),
+    Case("corrupt-pos-outside", lambda c: ["corrupt", "--run", str(c.run), "--op", "scale", "--pos", "4", "--weight", "0.5", *c.data(), "--out", str(c.ws / "co")], "error: --pos 4 is outside 0..3 (ctx has 4 positions)"),
+    Case("set-kg-weight-overflow", lambda c: c.train("--set", "kg.weight=1e999", method="coop+kg"), "error: kg.weight must be >= 0, got inf (e.g. --set kg.weight=8.0)"),
+    Case("set-dept-weight-nan", lambda c: c.train("--set", "dept.weight=nan", method="coop+dept"), "error: dept.weight must be in 0..1, got nan (e.g. --set dept.weight=0.7)"),
+    Case("set-train-weight-decay-negative", lambda c: c.train("--set", "train.weight_decay=-0.01"), "error: train.weight_decay must be >= 0, got -0.01 (e.g. --set train.weight_decay=0.0005)"),
+    Case("set-restore-adapter-hidden-negative", lambda c: c.train("--set", "restore.adapter_hidden=-8", method="maple+restore"), "error: restore.adapter_hidden must be >= 0, got -8 (e.g. --set restore.adapter_hidden=0)"),
+    Case("set-nemesis-random-zero-positions", lambda c: c.train("--set", "nemesis.beta=0", "--set", "nemesis.num_positions=random0", method="coop+nemesis"), "error: nemesis.num_positions='random0': PAN (nemesis.beta < 1) needs a positive int or random<N>, e.g. --set nemesis.num_positions=4"),
+    Case("set-vpt-init-std-negative", lambda c: c.train("--set", "vpt.init_std=-0.02", method="vpt"), "error: vpt.init_std must be > 0, got -0.02 (e.g. --set vpt.init_std=0.02)"),
     # ---------------------------------------------------------------- hints that name a flag the command takes
     Case("predict-pickled-backbone-hint", lambda c: _predict(c, str(c.folder / "test"), "--pretrained", str(_trust_pickle_backbone(c))), "error: {ws}/legacy.pt needs full unpickling, which can run arbitrary code; re-save it as safetensors, or pass --trust-pickle if you trust its source"),
 ]  # fmt: skip

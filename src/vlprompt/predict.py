@@ -57,7 +57,10 @@ def parse_classnames(value: Optional[str]) -> Optional[List[str]]:
     if value is None:
         return None
     if Path(value).is_file():
-        return require_distinct(label_names(value), f"--classnames {value}")
+        names = label_names(value)
+        if len(names) < 2:
+            raise VLPromptError(f"--classnames {value} lists {len(names)} class; give 2+ class names")
+        return require_distinct(names, f"--classnames {value}")
     names = [n.strip() for n in value.split(",") if n.strip()]
     if len(names) < 2:
         raise VLPromptError(f"--classnames {value!r} is neither a file nor a comma-separated list of 2+ class names")
