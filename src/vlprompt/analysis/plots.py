@@ -28,8 +28,11 @@ def epoch_records(metrics_jsonl: Path) -> List[Dict]:
     path = Path(metrics_jsonl)
     if not path.exists():
         raise VLPromptError(f"{path} not found: pass the metrics.jsonl of a `vlprompt train` run")
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in lines if "epoch" in r]
+    try:
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except ValueError as exc:
+        raise VLPromptError(f"{path} is damaged ({exc}); re-run that training run or move the file away") from None
+    return [r for r in lines if isinstance(r, dict) and "epoch" in r]
 
 
 def norm_series(records: List[Dict]) -> Dict[str, Dict[int, List[float]]]:
