@@ -50,8 +50,8 @@ class ImageDataset(Dataset):
             reason = f"{type(exc).__name__}: {exc}"
             if not self.skip_corrupt:
                 raise VLPromptError(
-                    f"cannot read image {item.impath} ({reason}); replace or remove the file, "
-                    f"or pass --skip-corrupt to skip unreadable images"
+                    f"cannot read image {item.impath} ({reason}); replace it with a readable copy and run the same "
+                    "command again (removing it or passing --skip-corrupt changes the data: a new --out)"
                 ) from None
             if item.impath not in self._reported:
                 self._reported.add(item.impath)
