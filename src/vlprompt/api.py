@@ -100,7 +100,9 @@ def backbone_identity(backbone: BackboneConfig) -> Dict[str, Any]:
 
 def run_identity(cfg: RunConfig) -> Dict[str, Any]:
     """What a training run computes: everything but where it is written, the provenance notes and settings that
-    do not change the numbers (workers, device)."""
+    do not change the numbers (workers, device); ``--init-from`` by its path and content."""
+    from vlprompt.fileio import content_sha256
+
     return {
         "method": cfg.method,
         "data": data_identity(cfg.data),
@@ -108,6 +110,7 @@ def run_identity(cfg: RunConfig) -> Dict[str, Any]:
         "train": to_dict(cfg.train),
         "components": {name: to_dict(c) for name, c in cfg.components.items()},
         "init_from": resolve_path(cfg.init_from),
+        **({"init_from_sha256": content_sha256(cfg.init_from, ("weights.safetensors",))} if cfg.init_from else {}),
     }
 
 
@@ -579,11 +582,13 @@ def evaluate(
     num_workers: int = 0,
     save_logits: bool = False,
     quiet: bool = False,
+    plan_only: bool = False,
 ) -> Results:
     """Evaluate a trained run on ``dataset`` (default: the run's own dataset and data root) and ``subsample`` —
     e.g. a base-class run on the new classes. Class-name buffers are rebuilt for the label space; ``label_space``
     ``auto`` decides seen/unseen from the class names. ``template``, ``templates_file`` and ``classnames_file``
-    default to the run's own on its own dataset. With ``out`` a run directory is written."""
+    default to the run's own on its own dataset. With ``out`` a run directory is written. ``plan_only``: return
+    the run identity the evaluation would have (what a sweep compares with a run directory), doing nothing."""
     source = run.path if isinstance(run, Run) else Path(run)
     trained_data = _trained_data(source)
     same = dataset in (None, trained_data.dataset)
@@ -606,6 +611,8 @@ def evaluate(
         "backbone": {"name": _local(backbone), "pretrained": _local(pretrained), "quick_gelu": quick_gelu},
         "precision": precision,
     }
+    if plan_only:
+        return identity
     done = finished(out, "eval", identity, quiet)
     if done is not None:
         return done

@@ -12,7 +12,8 @@ def add_parser(sub) -> None:
         "sweep",
         help="run a protocol (fewshot, b2n, xd, dg) for several methods, datasets and seeds",
         description="Build every run of a protocol as a `vlprompt train/eval/zeroshot` job in "
-        "OUT/<protocol>/<method>/<dataset>/shots<K>/seed<S>/<kind>, skip the finished ones (results.json), run "
+        "OUT/<protocol>/<method>/<dataset>/shots<K>/seed<S>/<kind>, check the whole plan first (a run folder "
+        "made with other settings is refused, naming the first difference), skip the finished ones, run "
         "the rest (evaluations after their training run), keep going past failures and report them with the "
         "tail of their log. Re-running the same command finishes what is missing. Then: `vlprompt table OUT`.",
     )
@@ -119,6 +120,7 @@ def run(args) -> int:
 
     from vlprompt.api import resolve_path
     from vlprompt.sweep import build_spec, plan, run_sweep, states
+    from vlprompt.sweep.checks import check_plan
     from vlprompt.sweep.progress import Progress
 
     spec = build_spec(
@@ -139,6 +141,7 @@ def run(args) -> int:
         templates=args.templates if args.templates in (None, "single", "ensemble") else resolve_path(args.templates),
     )
     jobs = plan(spec)
+    check_plan(spec, jobs)  # once, before any job: a bad setting or a changed plan is one line
     if args.dry_run:
         state = states(jobs)
         for job in jobs:
