@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from vlprompt.cli.toy_pretrain import main as pretrain_main
 from vlprompt.data.base import DATASETS
 from vlprompt.toy import datasets as toy_data
 from vlprompt.toy.headroom import toy_headroom_report
 from vlprompt.toy.model import TOY_CONFIG_PATH, TOY_WEIGHTS_PATH, load_toy_clip, toy_model_config
 from vlprompt.toy.pretrain import TOY_ARCHITECTURE, encode_text_prefix
+from vlprompt.toy.pretrain import main as pretrain_main
 from vlprompt.toy.world import COLOURS, SHAPES, STYLES, caption, render, sample_scene
 
 NAMES = ("toy-b2n", "toy-shift", "toy-xd")

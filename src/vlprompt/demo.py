@@ -17,9 +17,12 @@ import io
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 from vlprompt import fileio
+
+if TYPE_CHECKING:
+    from vlprompt.sweep.executors import Command
 
 DATASET = "toy-b2n"
 METHODS = (
@@ -42,8 +45,11 @@ DEMO_EPOCHS, QUICK_EPOCHS = 10, 2
 DEMO_POOL = 4
 
 
-def run_demo(out: Path, quick: bool = False, epochs: Optional[int] = None, quiet: bool = False) -> List[Dict]:
-    """Run the demo sweep into ``out`` (``quiet``: no progress events) and print its table."""
+def run_demo(
+    out: Path, command: Command, quick: bool = False, epochs: Optional[int] = None, quiet: bool = False
+) -> List[Dict]:
+    """Run the demo sweep into ``out`` (its jobs through ``command``, the command line's entry point; ``quiet``: no
+    progress events) and print its table."""
     from vlprompt.errors import VLPromptError
     from vlprompt.results.render import render, tables
     from vlprompt.results.summaries import harmonic_mean, summaries
@@ -61,7 +67,7 @@ def run_demo(out: Path, quick: bool = False, epochs: Optional[int] = None, quiet
     spec = build_spec(out, protocol="b2n", methods=methods, datasets=["toy"], seeds=[1], shots=[16], sets=sets)
     jobs = plan(spec)
     done = sum(j.done for j in jobs)
-    report = run_sweep(jobs, LocalLauncher(), Progress(len(jobs), done, stream=io.StringIO() if quiet else None))
+    report = run_sweep(jobs, LocalLauncher(command), Progress(len(jobs), done, stream=io.StringIO() if quiet else None))
     if not report.ok:
         print("\n".join(report.lines()), file=sys.stderr)
         raise VLPromptError(f"{len(report.failed)} demo job(s) failed; the logs are under {out / '.sweep' / 'logs'}")

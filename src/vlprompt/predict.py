@@ -1,5 +1,5 @@
 """A trained run on your own images: the images of paths and folders, batched predictions over any label space the
-method supports (:meth:`vlprompt.api.LoadedRun.predict`), and their rendering as a table, JSON or CSV.
+method supports (:meth:`vlprompt.pipeline.trained.LoadedRun.predict`), and their rendering as a table, JSON or CSV.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def parse_classnames(value: Optional[str]) -> Optional[List[str]]:
 def predict_images(
     model, images: Sequence[PathLike], classnames=None, template=None, batch_size: int = 64, show_progress=True
 ) -> torch.Tensor:
-    """Logits ``[N, K]`` of ``model`` (a :class:`~vlprompt.api.LoadedRun`) on image files, batch by batch."""
+    """Logits ``[N, K]`` of ``model`` (a :class:`~vlprompt.pipeline.trained.LoadedRun`) on image files, batch by batch."""
     from vlprompt.progress import progress
 
     logits = []

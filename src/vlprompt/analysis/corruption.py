@@ -229,10 +229,12 @@ def corrupt(
     """``vlprompt corrupt``: test trained run ``source`` on ``data`` (a :class:`~vlprompt.config.DataConfig`) with
     one corruption (a run directory with results.json and predictions.csv) or a sweep (sweep.csv, summary.json /
     .txt and, when the run logged norms, norms.png). The replacement noise is seeded with ``data.seed``."""
-    from vlprompt.api import data_identity, evaluate_task, finished, open_on_data, resolve_path
     from vlprompt.engine.evaluation import evaluate
     from vlprompt.engine.features import FeatureCache
     from vlprompt.engine.rundir import RunDir
+    from vlprompt.pipeline.evaluation import evaluate_task, open_on_data
+    from vlprompt.pipeline.identity import data_identity, resolve_path
+    from vlprompt.pipeline.records import finished
 
     identity = {
         "source": resolve_path(str(source)),

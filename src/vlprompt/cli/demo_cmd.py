@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from vlprompt.cli import main
     from vlprompt.demo import run_demo
 
-    run_demo(args.out, quick=args.quick, epochs=args.epochs, quiet=args.quiet)
+    run_demo(args.out, main, quick=args.quick, epochs=args.epochs, quiet=args.quiet)
     return 0

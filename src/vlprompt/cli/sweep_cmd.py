@@ -84,6 +84,7 @@ def job_args(args: argparse.Namespace) -> list:
 
 
 def launcher_from_args(args: argparse.Namespace):
+    from vlprompt.cli import main
     from vlprompt.errors import VLPromptError
 
     if args.launcher == "slurm":
@@ -94,6 +95,7 @@ def launcher_from_args(args: argparse.Namespace):
         import_submitit()
         return SlurmLauncher(
             root=args.root,
+            command=main,
             partition=args.slurm_partition,
             gpus_per_job=args.slurm_gpus_per_job,
             cpus_per_job=args.slurm_cpus_per_job,
@@ -106,7 +108,7 @@ def launcher_from_args(args: argparse.Namespace):
     if args.jobs < 1:
         raise VLPromptError(f"--jobs {args.jobs}: give at least 1")
     devices = tuple(d.strip() for d in args.devices.split(",") if d.strip()) if args.devices else ()
-    return LocalLauncher(jobs=args.jobs, devices=devices)
+    return LocalLauncher(main, jobs=args.jobs, devices=devices)
 
 
 def run(args) -> int:

@@ -30,6 +30,7 @@ the same weights on the same machine. The script writes ``toy_clip.safetensors``
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import platform
@@ -183,7 +184,36 @@ def pretrain(
     return meta
 
 
-if __name__ == "__main__":
-    from vlprompt.cli.toy_pretrain import main
+def main(argv: Optional[List[str]] = None) -> None:
+    p = argparse.ArgumentParser(
+        prog="python -m vlprompt.toy.pretrain",
+        description="Pretrain the toy CLIP on captioned scenes of the toy world.",
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder for toy_clip.safetensors and toy_clip.json")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--pool", type=int, default=32768, help="number of distinct pretraining scenes")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (part of what makes a run repeatable)")
+    p.add_argument("--data-root", type=Path, default=None, help="where toy-b2n is generated for the report")
+    p.add_argument("--no-report", action="store_true", help="skip the zero-shot headroom report")
+    a = p.parse_args(argv)
+    meta = pretrain(
+        a.out,
+        a.steps,
+        a.batch_size,
+        a.pool,
+        a.lr,
+        a.weight_decay,
+        a.seed,
+        a.threads,
+        report=not a.no_report,
+        data_root=a.data_root,
+    )
+    print(json.dumps({k: meta[k] for k in ("provenance", "headroom") if k in meta}, indent=2))
 
+
+if __name__ == "__main__":
     main()
