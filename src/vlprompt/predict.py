@@ -82,8 +82,9 @@ def prediction_rows(
     images: Sequence[PathLike], logits: torch.Tensor, classnames: Sequence[str], topk: int
 ) -> List[Dict]:
     """Per image: ``image``, ``prediction``, ``probability`` (softmax) and the ``topk`` best (class, probability)."""
-    probs = logits.float().softmax(-1)
-    values, index = probs.topk(min(topk, probs.shape[-1]), dim=-1)
+    from vlprompt.engine.evaluation import top_k
+
+    values, index = top_k(logits.float().softmax(-1), topk)
     return [
         {
             "image": str(image),

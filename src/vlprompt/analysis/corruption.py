@@ -32,6 +32,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import torch
 
 from vlprompt import fileio
+from vlprompt.engine.rundir import METRICS
 from vlprompt.errors import VLPromptError
 
 log = logging.getLogger("vlprompt")
@@ -297,7 +298,7 @@ def _run_sweep(source, run, learner, name: str, m: int, corruption: Corruption, 
     write_csv(run.path / "sweep.csv", rows)
     table = format_summary(groups)
     fileio.write_text(run.path / "summary.txt", table + "\n")
-    metrics_path = Path(source) / "metrics.jsonl"
+    metrics_path = Path(source) / METRICS
     if has_norm_history(metrics_path):
         if available("matplotlib"):
             plot_norms_and_accuracy(metrics_path, run.path / "norms.png")

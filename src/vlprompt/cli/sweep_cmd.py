@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vlprompt.cli.common import add_verbosity_args, count, seed
+from vlprompt.presets import PROTOCOLS
 
 
 def add_parser(sub) -> None:
@@ -18,7 +19,7 @@ def add_parser(sub) -> None:
     )
     g = p.add_argument_group("what to run")
     g.add_argument("--recipe", default=None, help="a paper's experiment (see `vlprompt list recipes`); flags override")
-    g.add_argument("--protocol", choices=["fewshot", "b2n", "xd", "dg"], default=None)
+    g.add_argument("--protocol", choices=PROTOCOLS, default=None)
     g.add_argument("--methods", nargs="+", default=None, help="methods, e.g. zeroshot coop kgcoop+dept")
     g.add_argument(
         "--datasets",

@@ -140,10 +140,10 @@ def finish(run: Optional[RunDir], results: Results, evaluation, dataset, quiet: 
             results["accuracy"],
             results["macro_f1"],
             results["num_images"],
-            run.path / "results.json",
+            run.path / RESULTS,
         )
     if not quiet:
-        where = f" -> {run.path / 'results.json'}" if run is not None else ""
+        where = f" -> {run.path / RESULTS}" if run is not None else ""
         print(
             f"* accuracy: {results['accuracy']:.2f}%  macro_f1: {results['macro_f1']:.2f}%  "
             f"({results['num_images']} images, {results['num_classes']} classes){where}"

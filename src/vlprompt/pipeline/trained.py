@@ -51,10 +51,10 @@ class TrainedRun:
 
     def task(self, space: Optional[LabelSpace] = None) -> PromptTask:
         """The trained task, switched to ``space`` (default: the trained label space)."""
-        from vlprompt.engine.weights import load_into
+        from vlprompt.engine.weights import WEIGHTS, load_into
 
         task = build_task(self.backbone, self.config, self.trained_space)
-        load_into(task, self.tensors, self.path / "weights.safetensors")
+        load_into(task, self.tensors, self.path / WEIGHTS)
         if space is not None:
             task.set_label_space(space)
         return task.eval()
@@ -76,13 +76,13 @@ def open_trained(
     with the activation it was trained with unless ``quick_gelu`` or another architecture is given);
     ``precision`` / ``batch_size`` override the run's evaluation settings."""
     from vlprompt.engine.precision import resolve_precision
-    from vlprompt.engine.weights import load_weights
+    from vlprompt.engine.weights import WEIGHTS_META, load_weights
 
     path = Path(path)
     meta, tensors = load_weights(path)
     if "run_config" not in meta:
         raise VLPromptError(
-            f"{path / 'weights.json'} was written by an older vlprompt (no run_config); train the run again"
+            f"{path / WEIGHTS_META} was written by an older vlprompt (no run_config); train the run again"
         )
     cfg = RunConfig.from_dict(meta["run_config"])
     trained = meta["backbone"]
@@ -120,8 +120,9 @@ class Prediction:
 
     def topk(self, k: int = 5) -> List[List[tuple]]:
         """Per image, the ``k`` best ``(class name, softmax probability)`` pairs."""
-        probs = self.logits.float().softmax(-1)
-        values, idx = probs.topk(min(k, probs.shape[-1]), dim=-1)
+        from vlprompt.engine.evaluation import top_k
+
+        values, idx = top_k(self.logits.float().softmax(-1), k)
         return [[(self.classnames[i], float(v)) for v, i in zip(vs, ix)] for vs, ix in zip(values, idx.tolist())]
 
 
