@@ -1,6 +1,7 @@
 """Pretrain the toy CLIP contrastively on captioned ``clean`` scenes of the toy world.
 
-    python -m vlprompt.toy.pretrain --out DIR [--steps N] [--batch-size B] [--pool P] [--seed S]
+    vlprompt toy-pretrain --out DIR [--steps N] [--batch-size B] [--pool P] [--seed S]
+    python -m vlprompt.toy.pretrain --out DIR ...   (the same)
 
 Recipe
 ------
@@ -47,6 +48,7 @@ from tqdm import tqdm
 from vlprompt.data.transforms import CLIP_MEAN, CLIP_STD
 from vlprompt.toy import WORLD_VERSION
 from vlprompt.toy.model import load_toy_clip, save_toy_clip
+from vlprompt.toy.pretrain_args import DESCRIPTION, add_arguments
 from vlprompt.toy.world import Scene, caption, render, sample_scene
 
 TOY_ARCHITECTURE = {
@@ -184,35 +186,30 @@ def pretrain(
     return meta
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    p = argparse.ArgumentParser(
-        prog="python -m vlprompt.toy.pretrain",
-        description="Pretrain the toy CLIP on captioned scenes of the toy world.",
-    )
-    p.add_argument("--out", type=Path, required=True, help="folder for toy_clip.safetensors and toy_clip.json")
-    p.add_argument("--steps", type=int, default=600)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--pool", type=int, default=32768, help="number of distinct pretraining scenes")
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (part of what makes a run repeatable)")
-    p.add_argument("--data-root", type=Path, default=None, help="where toy-b2n is generated for the report")
-    p.add_argument("--no-report", action="store_true", help="skip the zero-shot headroom report")
-    a = p.parse_args(argv)
+def run(args) -> dict:
+    """Run the recipe with the parsed arguments of :func:`vlprompt.toy.pretrain_args.add_arguments`; print and
+    return the provenance (and headroom report)."""
     meta = pretrain(
-        a.out,
-        a.steps,
-        a.batch_size,
-        a.pool,
-        a.lr,
-        a.weight_decay,
-        a.seed,
-        a.threads,
-        report=not a.no_report,
-        data_root=a.data_root,
+        args.out,
+        args.steps,
+        args.batch_size,
+        args.pool,
+        args.lr,
+        args.weight_decay,
+        args.seed,
+        args.threads,
+        report=not args.no_report,
+        data_root=args.data_root,
     )
     print(json.dumps({k: meta[k] for k in ("provenance", "headroom") if k in meta}, indent=2))
+    return meta
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """``python -m vlprompt.toy.pretrain`` (the same arguments as ``vlprompt toy-pretrain``)."""
+    p = argparse.ArgumentParser(prog="python -m vlprompt.toy.pretrain", description=DESCRIPTION)
+    add_arguments(p)
+    run(p.parse_args(argv))
 
 
 if __name__ == "__main__":
