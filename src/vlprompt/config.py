@@ -87,7 +87,12 @@ def check_template(template: str, where: str) -> str:
     return template
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "amp", "fp16")
+#: the numeric precisions a run resolves to (:func:`vlprompt.engine.precision.resolve_precision`), and the
+#: ``--precision`` choices (``auto``: amp on CUDA, fp32 elsewhere)
+RESOLVED_PRECISIONS = ("fp32", "bf16", "amp", "fp16")
+PRECISIONS = ("auto", *RESOLVED_PRECISIONS)
+#: ``--label-space`` choices of evaluation (:func:`vlprompt.engine.labels.eval_label_space`)
+LABEL_SPACES = ("auto", "seen", "unseen")
 #: ``train.optimizer`` and ``train.schedule`` choices (:mod:`vlprompt.engine.optim`)
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("epoch_cosine", "step_cosine")
