@@ -35,7 +35,6 @@ def randomise(task, seed=0):
 # ---------------------------------------------------------------------------------------------- settings
 def test_settings_are_checked_with_one_line():
     for kwargs, flag in [
-        ({"rank": 0}, "lora.rank"),
         ({"dropout": 1.0}, "lora.dropout"),
         ({"params": "q,x"}, "lora.params"),
         ({"params": "q,q"}, "lora.params"),
@@ -46,6 +45,13 @@ def test_settings_are_checked_with_one_line():
     ]:
         with pytest.raises(VLPromptError, match=flag):
             LoRAConfig(**kwargs)
+
+
+def test_numeric_ranges_are_checked_when_resolved():
+    from vlprompt.config import make_config
+
+    with pytest.raises(VLPromptError, match="lora.rank must be"):
+        make_config("lora", overrides=["lora.rank=0"])
 
 
 def test_block_selection_follows_clip_loras_index_tables():

@@ -161,10 +161,11 @@ def test_training_step_applies_the_projected_update(tiny_vit, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- config
 def test_config_errors_name_the_setting():
-    with pytest.raises(VLPromptError, match="prograd.lam"):
-        ProGradConfig(lam=-1)
-    with pytest.raises(VLPromptError, match="prograd.temperature"):
-        ProGradConfig(temperature=0)
+    from vlprompt.config import make_config
+
+    for bad in ("prograd.lam=-1", "prograd.temperature=0"):
+        with pytest.raises(VLPromptError, match=bad.split("=")[0] + " must be"):
+            make_config("coop+prograd", overrides=[bad])
     with pytest.raises(VLPromptError, match="prograd.template"):
         ProGradConfig(template="no placeholder")
 

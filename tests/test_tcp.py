@@ -114,8 +114,11 @@ def test_settings_are_checked(tiny_vit):
         tcp_task(tiny_vit, template="X X {} texture.")
     with pytest.raises(VLPromptError, match="tcp.knowledge_template"):
         TCPConfig(knowledge_template="no slot")
-    with pytest.raises(VLPromptError, match="tcp.layer"):
-        TCPConfig(layer=-1)
+    from vlprompt.config import make_config
+
+    for bad in ("tcp.layer=-1", "tcp.n_ctx=0", "tcp.init_std=0"):
+        with pytest.raises(VLPromptError, match=bad.split("=")[0] + " must be"):
+            make_config("tcp", overrides=[bad])
 
 
 def test_presets_follow_the_reference():

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from vlprompt.config import setting
 from vlprompt.errors import VLPromptError
 from vlprompt.methods.configs import FEWSHOT_EPOCHS, promptsrc_ivlp
 from vlprompt.presets import Preset, rule
 from vlprompt.registry import ADDONS
+from vlprompt.settings import AT_LEAST_0, AT_LEAST_1, FINITE, POSITIVE, UNIT, setting
 
 PROMPTSRC_REPO = "PromptSRC (Khattak et al., ICCV 2023)"
 GPA_SOURCE = "PromptSRC configs (Khattak et al., ICCV 2023)"
@@ -42,7 +42,9 @@ NOT_WITH_TCP = frozenset({"tcp"})
 @ADDONS.register("kg", implementation="vlprompt.addons.kg:KgAddOn")
 @dataclass
 class KgConfig(AddOnConfig):
-    weight: float = setting(8.0, "λ: official base-to-new runs 8.0; DePT 2.0; the reference train.py default 1.0")
+    weight: float = setting(
+        8.0, "λ: official base-to-new runs 8.0; DePT 2.0; the reference train.py default 1.0", bounds=AT_LEAST_0
+    )
     template: str = setting("", "hand-crafted prompt of the targets (empty: the dataset's KgCoOp template)")
 
     presets = {
@@ -63,9 +65,9 @@ class KgConfig(AddOnConfig):
 @ADDONS.register("src", implementation="vlprompt.addons.promptsrc:SrcAddOn")
 @dataclass
 class SrcConfig(AddOnConfig):
-    text_weight: float = setting(25.0, "λ_text of the L1 text-feature constraint")
-    image_weight: float = setting(10.0, "λ_img of the L1 image-feature constraint")
-    kl_weight: float = setting(1.0, "λ_kl of the logit-distribution (KL) constraint")
+    text_weight: float = setting(25.0, "λ_text of the L1 text-feature constraint", bounds=AT_LEAST_0)
+    image_weight: float = setting(10.0, "λ_img of the L1 image-feature constraint", bounds=AT_LEAST_0)
+    kl_weight: float = setting(1.0, "λ_kl of the logit-distribution (KL) constraint", bounds=AT_LEAST_0)
 
     implies = ("gpa",)
     presets = {
@@ -83,8 +85,12 @@ def _gpa(mean: float, std: float):
 @dataclass
 class GPAConfig(AddOnConfig):
     enabled: bool = setting(True, "aggregate the prompts over epochs (false: keep the last epoch's)")
-    mean: float = setting(15.0, "μ of the Gaussian over epochs; presets: B2N 15, XD/DG 6, few-shot 30 (45)")
-    std: float = setting(1.0, "σ of the Gaussian over epochs; presets: B2N 1, XD/DG 10, few-shot 30 (5)")
+    mean: float = setting(
+        15.0, "μ of the Gaussian over epochs; presets: B2N 15, XD/DG 6, few-shot 30 (45)", bounds=FINITE
+    )
+    std: float = setting(
+        1.0, "σ of the Gaussian over epochs; presets: B2N 1, XD/DG 10, few-shot 30 (5)", bounds=POSITIVE
+    )
 
     presets = {
         "b2n": Preset(_gpa(15.0, 1.0), f"{GPA_SOURCE}, base-to-new"),
@@ -105,12 +111,18 @@ class GPAConfig(AddOnConfig):
 @ADDONS.register("nemesis", implementation="vlprompt.addons.nemesis:NemesisAddOn")
 @dataclass
 class NemesisConfig(AddOnConfig):
-    weight: float = setting(1.0, "A: the PUN weight (the README figures' ω: 1, 10 or 20)")
+    weight: float = setting(1.0, "A: the PUN weight (the README figures' ω: 1, 10 or 20)", bounds=AT_LEAST_0)
     norm_type: str = setting("two", "NT: two | one | inf")
-    beta: float = setting(1.0, "β: 1 = PUN only, 0 = PAN only")
-    num_positions: Union[int, str, None] = setting(None, "NP for PAN: an int, or random<N>")
-    corruption_weight: Optional[float] = setting(None, "CW: the RESCALE factor of the PAN pre-inference")
-    pan_weight: Optional[float] = setting(None, "s: PAN weight (default A; 50 on Food101/OxfordPets)")
+    beta: float = setting(1.0, "β: 1 = PUN only, 0 = PAN only", bounds=UNIT)
+    num_positions: Union[int, str, None] = setting(
+        None, "NP for PAN: an int up to the prompt's length, or random<N>", bounds=AT_LEAST_1
+    )
+    corruption_weight: Optional[float] = setting(
+        None, "CW: the RESCALE factor of the PAN pre-inference", bounds=AT_LEAST_0
+    )
+    pan_weight: Optional[float] = setting(
+        None, "s: PAN weight (default A; 50 on Food101/OxfordPets)", bounds=AT_LEAST_0
+    )
     omega_schedule: str = setting("logistic", "logistic | constant (constant on Food101/OxfordPets)")
 
     presets = {
@@ -145,24 +157,26 @@ def _fsa(train: dict, source: str) -> Preset:
 @dataclass
 class RestoreConfig(AddOnConfig):
     formulation: str = setting("code", "code (the released code, default) | paper (activation-level Ω, surgery)")
-    fs_weight: float = setting(1.0, "λ_fs (code: FS_LOSS_R; DTD 0.5)")
+    fs_weight: float = setting(1.0, "λ_fs (code: FS_LOSS_R; DTD 0.5)", bounds=AT_LEAST_0)
     # code formulation
     variant: str = setting(
         "auto", "code: auto (promptsrc with src in the method, else maple) | maple (RESTORE_m) | promptsrc (RESTORE_p)"
     )
-    text_calib_r: float = setting(0.1, "code, maple variant: initial text calibration ratio r_t")
-    vis_calib_r: float = setting(0.1, "code, maple variant: initial vision calibration ratio r_v")
+    text_calib_r: float = setting(0.1, "code, maple variant: initial text calibration ratio r_t", bounds=AT_LEAST_0)
+    vis_calib_r: float = setting(0.1, "code, maple variant: initial vision calibration ratio r_v", bounds=AT_LEAST_0)
     # paper formulation: the values the paper leaves open are ours
     omega_norm: str = setting(
         "token", "paper: ‖Ω‖ per sequence, token: ‖Ω‖_F / √T | sequence: ‖Ω‖_F (not given in the paper: our choice)"
     )
     surgery: bool = setting(True, "paper: add the surgery adapters")
     fs_guided: bool = setting(True, "paper: α from Σ‖Ω‖ (false: the fixed surgery_alpha)")
-    gamma: float = setting(0.1, "paper: α_v = γ Σ_l ‖Ω_l^v‖ (not given in the paper: our choice)")
-    beta: float = setting(0.1, "paper: α_t = β Σ_l ‖Ω_l^t‖ (not given in the paper: our choice)")
-    surgery_alpha: float = setting(0.1, "paper: fixed α when fs_guided is false (not given in the paper: our choice)")
+    gamma: float = setting(0.1, "paper: α_v = γ Σ_l ‖Ω_l^v‖ (not given in the paper: our choice)", bounds=AT_LEAST_0)
+    beta: float = setting(0.1, "paper: α_t = β Σ_l ‖Ω_l^t‖ (not given in the paper: our choice)", bounds=AT_LEAST_0)
+    surgery_alpha: float = setting(
+        0.1, "paper: fixed α when fs_guided is false (not given in the paper: our choice)", bounds=AT_LEAST_0
+    )
     adapter_hidden: int = setting(
-        0, "paper: surgery bottleneck width; 0 → embed_dim // 4 (not given in the paper: our choice)"
+        0, "paper: surgery bottleneck width; 0 → embed_dim // 4 (not given in the paper: our choice)", bounds=AT_LEAST_0
     )
 
     presets = {
@@ -191,8 +205,10 @@ class RestoreConfig(AddOnConfig):
 @ADDONS.register("dept", implementation="vlprompt.addons.dept:DePTAddOn")
 @dataclass
 class DePTConfig(AddOnConfig):
-    weight: float = setting(0.7, "λ (LINEAR_PROBE.WEIGHT): the CAT head's share of the loss and of the fused logits")
-    lr_mult: float = setting(6.5, "learning-rate multiplier of the head and FiLM (OPTIM.LR_EXP)")
+    weight: float = setting(
+        0.7, "λ (LINEAR_PROBE.WEIGHT): the CAT head's share of the loss and of the fused logits", bounds=UNIT
+    )
+    lr_mult: float = setting(6.5, "learning-rate multiplier of the head and FiLM (OPTIM.LR_EXP)", bounds=POSITIVE)
     test_time_fusion: bool = setting(True, "seen classes: fused logits (false: the linear head alone)")
 
     presets = {
@@ -240,9 +256,11 @@ def _prograd(epochs) -> dict:
 class ProGradConfig(AddOnConfig):
     lam: float = setting(
         1.0,
-        "λ (LOSS.LAMBDA): how much of the conflicting component is removed (README: 0.8 for 8/16 shots on Flowers, DTD, EuroSAT)",
+        "λ (LOSS.LAMBDA): how much of the conflicting component is removed (README: 0.8 for 8/16 shots on Flowers, "
+        "DTD, EuroSAT)",
+        bounds=AT_LEAST_0,
     )
-    temperature: float = setting(1.0, "T (LOSS.T) of the distillation term")
+    temperature: float = setting(1.0, "T (LOSS.T) of the distillation term", bounds=POSITIVE)
     template: str = setting("", "the zero-shot teacher's prompt with one {} (empty: the run's dataset template)")
 
     presets = {
@@ -260,9 +278,5 @@ class ProGradConfig(AddOnConfig):
     )
 
     def __post_init__(self):
-        if not self.lam >= 0:
-            raise VLPromptError(f"prograd.lam must be >= 0, got {self.lam} (e.g. --set prograd.lam=1.0)")
-        if not self.temperature > 0:
-            raise VLPromptError(f"prograd.temperature must be > 0, got {self.temperature}")
         if self.template and self.template.count("{}") != 1:
             raise VLPromptError(f"prograd.template {self.template!r} must contain exactly one {{}} for the class name")

@@ -93,16 +93,18 @@ def convert_clip_lora(
     """Convert CLIP-LoRA's ``lora_weights.pt`` ``checkpoint`` into the run directory ``out`` (a ``lora`` run that
     ``eval``, ``predict``, ``export`` and ``train --init-from`` accept). The data and backbone ``options`` are those
     of ``vlprompt train``."""
-    from vlprompt.api import build_task, load_backbone, load_data
     from vlprompt.config import make_config
     from vlprompt.convert.runs import (
         Conversion,
         _check_contradictions,
         _load_checked,
         _user_settings,
+        check_finite,
         write_converted_run,
     )
     from vlprompt.engine.labels import label_space
+    from vlprompt.pipeline.build import build_task
+    from vlprompt.pipeline.loading import load_backbone, load_data
 
     source = Path(checkpoint)
     data = read_clip_lora(source, trust_pickle=bool(options.get("trust_pickle")))
@@ -118,6 +120,7 @@ def convert_clip_lora(
     backbone = load_backbone(cfg.backbone, quiet=quiet)
     task = build_task(backbone, cfg, space)
     tensors = lora_tensors(task.learner, data["weights"], source)
+    check_finite(tensors, source)
     _load_checked(task, tensors, source, len(space))
     result = Conversion(
         path=Path(out),
