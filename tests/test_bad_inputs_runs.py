@@ -418,3 +418,84 @@ def test_bad_input_is_one_line_and_changes_nothing(case, ctx, capsys):
     after = _snapshot(ctx.ws)
     assert ({k: v for k, v in after.items() if k in before} if case.writes else after) == before
     assert _snapshot(ctx.sweep) == sweep_before  # the shared sweep is only ever read
+
+
+# ---------------------------------------------------------------------------------------------- correct results
+def test_a_moved_sweep_is_done_and_vlprompt_replaces_its_own_files(ctx, capsys):
+    root = ctx.sweep_copy()
+    assert main(ctx.rerun(root=root)) == 0
+    assert "2 jobs: 2 already done, 0 ran" in capsys.readouterr().err
+    for _ in range(2):  # its own summary.csv and figures, for the same sweep, are replaced
+        assert main(["table", str(root)]) == 0 and main(["plot", str(root)]) == 0
+    recorded = json.loads((root / "b2n/coop/.vlprompt-outputs.json").read_text())["files"]["summary.csv"]
+    assert recorded["source"] == str(root.resolve())
+    assert recorded["sha256"] == hashlib.sha256((root / "b2n/coop/summary.csv").read_bytes()).hexdigest()
+    assert main(ctx.rerun(root=root)) == 0  # the files table and plot wrote belong to the sweep folder
+
+
+def test_convert_with_the_checkpoints_class_count(ctx):
+    assert main(_convert(ctx, _randn(4, WIDTH))) == 0
+    assert (ctx.ws / "converted" / "weights.safetensors").is_file()
+
+
+def test_nonfinite_loss_names_the_nonfinite_setting_instead_of_the_learning_rate():
+    import types
+
+    import torch
+
+    from vlprompt.addons.configs import NemesisConfig
+    from vlprompt.config import TrainConfig
+    from vlprompt.engine.trainer import check_finite, nonfinite_settings
+    from vlprompt.errors import VLPromptError
+
+    nemesis = types.SimpleNamespace(config=NemesisConfig(weight=float("nan")))
+    task = types.SimpleNamespace(
+        composition=types.SimpleNamespace(base="coop"), learner=types.SimpleNamespace(), addons={"nemesis": nemesis}
+    )
+    losses = {"nemesis": torch.tensor(float("nan"))}
+    assert nonfinite_settings(task, TrainConfig()) == ["nemesis.weight=nan"]
+    with pytest.raises(VLPromptError, match=r"the setting nemesis\.weight=nan is not a finite number: give it a fin"):
+        check_finite(losses, 0, 0, lambda: nonfinite_settings(task, TrainConfig()))
+    with pytest.raises(VLPromptError, match="lower --lr or use --precision fp32"):  # no such setting: the old advice
+        check_finite(losses, 0, 0)
+    check_finite({"ce": torch.tensor(1.0)}, 0, 0, lambda: ["never asked"])
+
+
+def test_unreadable_test_image_replaced_then_the_same_command_finishes(ctx, capsys):
+    argv = _unreadable_test_image(ctx)
+    assert main(argv) == 2
+    assert "replace it with a readable copy and run the same command again" in capsys.readouterr().err
+    image = "test/red_circle/red_circle_0.png"
+    shutil.copy(ctx.folder / image, ctx.ws / "data" / image)  # as the hint says
+    assert main(argv) == 0
+    assert json.loads((ctx.ws / "out" / "results.json").read_text())["num_images"] == 16
+
+
+def test_restore_init_from_reference_tensors_without_calibration_ratios(ctx, tiny_vit):
+    """The reference MaPLe_FSA writes its initial trainable tensors without ``text_cali_ratio`` /
+    ``vis_cali_ratio``: ``--init-from`` takes them from ``restore.text_calib_r`` / ``restore.vis_calib_r``; a
+    checkpoint to convert must still hold them."""
+    import torch
+    from safetensors.torch import save_file
+
+    from parity.test_convert_cli import reference_state
+    from vlprompt.api import create_task
+    from vlprompt.convert import load_initial_values, to_vlprompt
+    from vlprompt.errors import VLPromptError
+
+    sets = ["restore.formulation=code", "maple.depth=2", "restore.text_calib_r=0.3", "restore.vis_calib_r=0.2"]
+    source = create_task("maple+restore", tiny_vit, ["a", "b", "c", "d"], overrides=sets)
+    state = reference_state("maple+restore", source.release_state_dict(), tiny_vit, 4)
+    assert state.pop("text_cali_ratio") is not None and state.pop("vis_cali_ratio") is not None
+    init = ctx.ws / "initial.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(init))
+    torch.manual_seed(1)
+    task = create_task("maple+restore", tiny_vit, ["a", "b", "c", "d"], overrides=sets)
+    initial = load_initial_values(task, init)
+    assert initial.kept == ["addons.restore.text_ratio", "addons.restore.vis_ratio"]
+    own, given = task.release_state_dict(), source.release_state_dict()
+    assert float(own["addons.restore.text_ratio"]) == pytest.approx(0.3)
+    assert float(own["addons.restore.vis_ratio"]) == pytest.approx(0.2)
+    assert all(torch.equal(own[k], given[k]) for k in initial.loaded)
+    with pytest.raises(VLPromptError, match="missing text_cali_ratio, vis_cali_ratio"):
+        to_vlprompt("maple+restore", state)
