@@ -17,9 +17,13 @@ import io
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 from vlprompt import outputs
+
+if TYPE_CHECKING:
+    from vlprompt.sweep.checks import IdentityOf
+    from vlprompt.sweep.executors import Command
 
 DATASET = "toy-b2n"
 METHODS = (
@@ -42,8 +46,16 @@ DEMO_EPOCHS, QUICK_EPOCHS = 10, 2
 DEMO_POOL = 4
 
 
-def run_demo(out: Path, quick: bool = False, epochs: Optional[int] = None, quiet: bool = False) -> List[Dict]:
-    """Run the demo sweep into ``out`` (``quiet``: no progress events) and print its table."""
+def run_demo(
+    out: Path,
+    command: Command,
+    identity_of: IdentityOf,
+    quick: bool = False,
+    epochs: Optional[int] = None,
+    quiet: bool = False,
+) -> List[Dict]:
+    """Run the demo sweep into ``out`` (its jobs through ``command``, the command line's entry point, their planned
+    run identities from ``identity_of``; ``quiet``: no progress events) and print its table."""
     from vlprompt.errors import VLPromptError
     from vlprompt.results.render import render, tables
     from vlprompt.results.summaries import harmonic_mean, summaries
@@ -62,9 +74,9 @@ def run_demo(out: Path, quick: bool = False, epochs: Optional[int] = None, quiet
     sets = [f"train.max_epochs={epochs}", f"train.feature_pool={DEMO_POOL}"]
     spec = build_spec(out, protocol="b2n", methods=methods, datasets=["toy"], seeds=[1], shots=[16], sets=sets)
     jobs = plan(spec)
-    check_plan(spec, jobs)
+    check_plan(spec, jobs, identity_of)
     done = sum(j.done for j in jobs)
-    report = run_sweep(jobs, LocalLauncher(), Progress(len(jobs), done, stream=io.StringIO() if quiet else None))
+    report = run_sweep(jobs, LocalLauncher(command), Progress(len(jobs), done, stream=io.StringIO() if quiet else None))
     if not report.ok:
         print("\n".join(report.lines()), file=sys.stderr)
         raise VLPromptError(f"{len(report.failed)} demo job(s) failed; the logs are under {out / '.sweep' / 'logs'}")

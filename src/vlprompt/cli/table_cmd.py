@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from vlprompt.presets import PROTOCOLS
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -14,7 +16,7 @@ def add_parser(sub) -> None:
         "summary.csv it wrote for this sweep.",
     )
     p.add_argument("root", metavar="OUT", help="the sweep's --root folder")
-    p.add_argument("--protocol", nargs="+", choices=["fewshot", "b2n", "xd", "dg"], default=None, help="only these")
+    p.add_argument("--protocol", nargs="+", choices=PROTOCOLS, default=None, help="only these")
     p.add_argument("--format", choices=["md", "csv", "latex"], default="md")
     p.add_argument("--paper", action="store_true", help="add the published numbers of each method and the difference")
     p.set_defaults(func=run)

@@ -44,6 +44,11 @@ def config_from_args(args):
 
     if args.templates not in MODES and not Path(args.templates).is_file():
         raise VLPromptError(f"--templates {args.templates}: use single, ensemble or an existing templates file")
+    if args.template is not None and args.templates not in MODES:
+        raise VLPromptError(
+            f"--template does not apply with --templates {args.templates} (the file is the whole ensemble): "
+            "add the template to the file, or drop one of the two"
+        )
     mode = args.templates if args.templates in MODES else "ensemble"
     args.templates_file = None if args.templates in MODES else args.templates
     return make_config(

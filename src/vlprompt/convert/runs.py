@@ -288,13 +288,16 @@ def convert_checkpoint(
     ``data_root``, ``split_file``, ``subsample``, ``backbone``, ``pretrained``, ``trust_pickle``, ...) are those
     of ``vlprompt train``; ``trust_pickle`` also applies to the checkpoint.
     """
-    from vlprompt.api import backbone_identity, build_task, data_identity, load_backbone, load_data, weights_meta
     from vlprompt.config import make_config, to_dict
     from vlprompt.convert.dassl import read_reference_checkpoint
     from vlprompt.convert.keymap import TRAINERS, infer_method, to_vlprompt
     from vlprompt.engine.labels import label_space
     from vlprompt.engine.rundir import CONFIG, RunDir
     from vlprompt.engine.weights import save_weights
+    from vlprompt.pipeline.build import build_task
+    from vlprompt.pipeline.identity import backbone_identity, data_identity
+    from vlprompt.pipeline.loading import load_backbone, load_data
+    from vlprompt.pipeline.records import weights_meta
     from vlprompt.task.composition import parse_method
 
     ref = read_reference_checkpoint(checkpoint, trust_pickle=bool(options.get("trust_pickle")))

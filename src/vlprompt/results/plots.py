@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, List, Sequence, Tuple
 
 from vlprompt import outputs
+from vlprompt.engine.rundir import METRICS
 from vlprompt.results.summaries import AVERAGE, Summary
-from vlprompt.sweep.layout import METRICS, TRAIN, finished_runs
+from vlprompt.sweep.layout import TRAIN, finished_runs
 
 
 def _figure(width: float, height: float):

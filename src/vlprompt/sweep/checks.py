@@ -15,9 +15,8 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
+from typing import Callable, Dict, Sequence, Tuple
 
 from vlprompt.engine.rundir import MARKER, RunDir, first_difference
 from vlprompt.errors import VLPromptError
@@ -51,27 +50,6 @@ def check_root(root: Path) -> None:
             f"--root {root} holds {entry.name}, which is not part of a vlprompt sweep; choose an empty or new "
             "--root, or the --root of an earlier sweep"
         )
-
-
-@functools.lru_cache(maxsize=1)
-def _parser():
-    from vlprompt.cli import build_parser
-
-    return build_parser()
-
-
-def planned_identity(job: Job) -> Tuple[str, Dict]:
-    """``(kind, identity)`` of the run directory ``job`` would write, resolved as its command would resolve it
-    (bad flags and settings fail here)."""
-    from vlprompt.api import run_identity
-    from vlprompt.cli import eval_cmd, train_cmd, zeroshot_cmd
-
-    args = _parser().parse_args(list(job.argv))
-    if job.command == "train":
-        return "train", run_identity(train_cmd.config_from_args(args))
-    if job.command == "zeroshot":
-        return "zeroshot", run_identity(zeroshot_cmd.config_from_args(args))
-    return "eval", eval_cmd.evaluate_args(args, plan_only=True)
 
 
 def _refuse(spec: SweepSpec, job: Job, problem: str) -> VLPromptError:
@@ -113,7 +91,12 @@ def _same_sweep(spec: SweepSpec, job: Job, recorded: Dict) -> Dict:
     return recorded
 
 
-def check_plan(spec: SweepSpec, jobs: Sequence[Job]) -> None:
+#: ``(kind, identity)`` of the run directory a job would write, resolved as its command would resolve it (bad
+#: flags and settings fail in it); given by the command line, which owns the commands' parsing
+IdentityOf = Callable[[Job], Tuple[str, Dict]]
+
+
+def check_plan(spec: SweepSpec, jobs: Sequence[Job], identity_of: IdentityOf) -> None:
     """Check the whole plan once (see the module doc); raises the first problem as a one-line error."""
     from vlprompt.data.overrides import read_classnames, read_templates
 
@@ -133,5 +116,5 @@ def check_plan(spec: SweepSpec, jobs: Sequence[Job]) -> None:
                 )
             if not (job.path.exists() and all(dep in done for dep in job.deps)):
                 continue  # its training run does not exist yet: the eval command checks the folder itself
-        kind, identity = planned_identity(job)
+        kind, identity = identity_of(job)
         check_existing(spec, job, kind, identity)
