@@ -341,6 +341,45 @@ CASES = [
         lambda c: ["demo", "--quick", "--out", str(c.file("d/summary.csv").parent)],
         "d/summary.csv exists and is not a file vlprompt wrote for",
     ),
+    Case(
+        "plot-out-in-a-run-directory",
+        lambda c: ["plot", str(c.sweep), "--out", str(Path(shutil.copytree(c.run, c.ws / "run")) / "figs")],
+        "--out <ws>/run/figs is inside the run directory <ws>/run",
+    ),
+    Case(
+        "plot-out-below-a-file",
+        lambda c: ["plot", str(c.sweep), "--out", str(c.file("f.txt")) + "/figs"],
+        "<ws>/f.txt is a file, not a folder",
+    ),
+    Case(
+        "table-summary-csv-is-a-folder",
+        lambda c: (lambda r: ((r / "b2n/coop/summary.csv").mkdir(), ["table", str(r)]))(c.sweep_copy())[1],
+        "cannot write <ws>/sweep/b2n/coop/summary.csv: it is a folder",
+    ),
+    Case(
+        "table-results-is-a-folder",
+        lambda c: (
+            lambda r: ((r / TRAIN / "results.json").unlink(), (r / TRAIN / "results.json").mkdir(), ["table", str(r)])
+        )(c.sweep_copy())[2],
+        f"cannot read <ws>/sweep/{TRAIN}/results.json",
+    ),
+    Case(
+        "table-damaged-run-marker",
+        lambda c: (lambda r: ((r / TRAIN / ".vlprompt-run.json").write_text("{"), ["table", str(r)]))(c.sweep_copy())[
+            1
+        ],
+        f"<ws>/sweep/{TRAIN}/.vlprompt-run.json is damaged",
+    ),
+    Case(
+        "sweep-job-path-is-a-file",
+        lambda c: (c.file(f"fresh/{TRAIN}"), c.rerun(root=c.ws / "fresh"))[1],
+        f"<ws>/fresh/{TRAIN} is a file where the sweep puts a run directory",
+    ),
+    Case(
+        "demo-out-is-a-run",
+        lambda c: ["demo", "--quick", "--out", str(shutil.copytree(c.run, c.ws / "run"))],
+        "--root <ws>/run is a vlprompt run directory, not a sweep folder",
+    ),
     # ---------------------------------------------------------------- convert
     Case(
         "convert-ten-class-checkpoint",
