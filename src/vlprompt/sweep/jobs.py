@@ -76,8 +76,9 @@ class Job:
 
 
 def normalize_method(method: str) -> str:
-    """``" CoOp + DePT"`` -> ``coop+dept`` (the spelling used in folders and tables)."""
-    return "+".join(p.strip().lower() for p in method.split("+") if p.strip())
+    """``" CoOp + DePT"`` -> ``coop+dept`` (the spelling used in folders and tables); an empty part stays, for
+    :func:`~vlprompt.task.parse_method` to refuse (``coop+`` is not ``coop``)."""
+    return "+".join(p.strip().lower() for p in method.split("+"))
 
 
 def _data_args(spec: SweepSpec, dataset: str) -> List[str]:
