@@ -15,6 +15,7 @@ from typing import List, Sequence
 
 from vlprompt import fileio
 from vlprompt.engine.rundir import METRICS
+from vlprompt.protocols import BASE_NEW, SHOTS
 from vlprompt.results.summaries import AVERAGE, Summary
 from vlprompt.sweep.layout import TRAIN, finished_runs
 
@@ -106,9 +107,9 @@ def norm_curves(root: Path, out: Path) -> List[Path]:
 def plot_all(root: Path, summaries: Sequence[Summary], out: Path) -> List[Path]:
     """Every figure the sweep folder has data for; returns the files written."""
     paths: List[Path] = []
-    fewshot = [s for s in summaries if s.protocol == "fewshot"]
+    fewshot = [s for s in summaries if s.layout == SHOTS]
     if fewshot:
         paths += fewshot_curves(fewshot, out)
-    for shots in sorted({s.shots for s in summaries if s.protocol == "b2n"}):
-        paths.append(b2n_bars([s for s in summaries if s.protocol == "b2n" and s.shots == shots], out))
+    for shots in sorted({s.shots for s in summaries if s.layout == BASE_NEW}):
+        paths.append(b2n_bars([s for s in summaries if s.layout == BASE_NEW and s.shots == shots], out))
     return paths + norm_curves(root, out)
