@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "vlprompt"
-CONSTANTS = ("PRECISIONS", "RESOLVED_PRECISIONS", "SUBSAMPLES", "LABEL_SPACES", "RESULTS", "METRICS", "TOPK")
+CONSTANTS = (
+    "PRECISIONS",
+    "RESOLVED_PRECISIONS",
+    "SUBSAMPLES",
+    "LABEL_SPACES",
+    "RESULTS",
+    "METRICS",
+    "WEIGHTS",
+    "WEIGHTS_META",
+    "TOPK",
+)
 FILE_NAMES = ("results.json", "metrics.jsonl", "predictions.csv", "weights.json", "weights.safetensors")
 
 

@@ -153,13 +153,25 @@ def test_interrupted_sweep_resumes_only_missing_jobs(toy_cache, tmp_path, monkey
     assert "few-shot: coop (toy, seeds 1)" in out and "| 1 shot " in out and "| 2 shots " in out
 
 
-def test_failing_job_is_reported_and_others_finish(toy_cache, tmp_path, capsys):
+def test_failing_job_is_reported_and_others_finish(toy_cache, tmp_path, capsys, monkeypatch):
+    from vlprompt.errors import VLPromptError
+    from vlprompt.pipeline import training
+
     cmd = ["sweep", "--protocol", "b2n", "--datasets", "toy", "--methods", "zeroshot", "coop", "--seeds", "1"]
-    assert main([*cmd, "--set", "coop.n_ctx=many", "--root", str(tmp_path)]) == 1
+    # a bad setting is refused once, before any job starts
+    assert main([*cmd, "--set", "coop.n_ctx=many", "--root", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "error: coop.n_ctx=many: expected an int\n" and not any(tmp_path.iterdir())
+
+    def broken(*args, **kwargs):
+        raise VLPromptError("the training job broke")
+
+    monkeypatch.setattr(training, "_train", broken)
+    assert main([*cmd, "--root", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "2 ran, 1 failed, 1 blocked" in err
     assert "FAILED (exit 2): b2n/coop/toy-b2n/shots16/seed1/train" in err
-    assert "| error: coop.n_ctx=many: expected an int" in err  # the tail of the job's log
+    assert "| error: the training job broke" in err  # the tail of the job's log
+    monkeypatch.undo()
     assert "blocked (their training run failed): b2n/coop/toy-b2n/shots16/seed1/eval-new" in err
     zeroshot = "b2n/zeroshot/toy-b2n/shots16/seed1"
     assert set(accuracies(tmp_path)) == {f"{zeroshot}/train", f"{zeroshot}/eval-new"}

@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image
 
-from vlprompt.data.base import DATASETS
 from vlprompt.toy import datasets as toy_data
 from vlprompt.toy.headroom import toy_headroom_report
 from vlprompt.toy.model import TOY_CONFIG_PATH, TOY_WEIGHTS_PATH, load_toy_clip, toy_model_config
@@ -26,7 +25,7 @@ NAMES = ("toy-b2n", "toy-shift", "toy-xd")
 def toy_root(tmp_path_factory):
     """All three toy datasets, generated once into a temporary data root."""
     root = tmp_path_factory.mktemp("toy_data")
-    return root, {name: DATASETS.get(name)(root) for name in NAMES}
+    return root, {name: toy_data.read_toy_dataset(name, root) for name in NAMES}
 
 
 @pytest.fixture(scope="module")

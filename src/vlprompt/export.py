@@ -98,7 +98,8 @@ def export_classifier(
     run: PathLike, out: PathLike, classnames: Optional[Sequence[str]] = None, template: Optional[str] = None, **load
 ) -> Tuple[Path, Dict[str, str]]:
     """Write the fixed classifier of trained run ``run`` to ``out`` (safetensors, atomic); returns ``(out,
-    metadata)``. ``load`` goes to :func:`vlprompt.pipeline.trained.load_run` (``backbone``, ``pretrained``, ``device``)."""
+    metadata)``. ``load`` goes to :func:`vlprompt.pipeline.trained.load_run` (``backbone``, ``pretrained``,
+    ``trust_pickle``, ``device``)."""
     from safetensors.torch import save_file
 
     from vlprompt.pipeline.trained import load_run

@@ -28,10 +28,11 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def evaluate_args(args, plan_only: bool = False):
+    """:func:`vlprompt.api.evaluate` of the parsed flags (``plan_only``: the run identity it would have)."""
     from vlprompt.api import evaluate
 
-    evaluate(
+    return evaluate(
         args.run,
         args.dataset,
         data_root=args.data_root,
@@ -51,5 +52,10 @@ def run(args) -> int:
         num_workers=args.num_workers,
         save_logits=args.save_logits,
         quiet=args.quiet,
+        plan_only=plan_only,
     )
+
+
+def run(args) -> int:
+    evaluate_args(args)
     return 0

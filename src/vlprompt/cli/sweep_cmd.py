@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
         "sweep",
         help="run a protocol (fewshot, b2n, xd, dg) for several methods, datasets and seeds",
         description="Build every run of a protocol as a `vlprompt train/eval/zeroshot` job in "
-        "OUT/<protocol>/<method>/<dataset>/shots<K>/seed<S>/<kind>, skip the finished ones (results.json), run "
+        "OUT/<protocol>/<method>/<dataset>/shots<K>/seed<S>/<kind>, check the whole plan first (a run folder "
+        "made with other settings is refused, naming the first difference), skip the finished ones, run "
         "the rest (evaluations after their training run), keep going past failures and report them with the "
         "tail of their log. Re-running the same command finishes what is missing. Then: `vlprompt table OUT`.",
     )
@@ -109,6 +110,10 @@ def launcher_from_args(args: argparse.Namespace):
     if args.jobs < 1:
         raise VLPromptError(f"--jobs {args.jobs}: give at least 1")
     devices = tuple(d.strip() for d in args.devices.split(",") if d.strip()) if args.devices else ()
+    if devices:
+        from vlprompt.backbones import check_gpu_ids
+
+        check_gpu_ids([int(d) if d.isdigit() else d for d in devices], f"--devices {args.devices}")
     return LocalLauncher(main, jobs=args.jobs, devices=devices)
 
 
@@ -117,7 +122,9 @@ def run(args) -> int:
     import sys
 
     from vlprompt.api import resolve_path
+    from vlprompt.cli.planning import planned_identity
     from vlprompt.sweep import build_spec, plan, run_sweep, states
+    from vlprompt.sweep.checks import check_plan
     from vlprompt.sweep.progress import Progress
 
     spec = build_spec(
@@ -138,6 +145,7 @@ def run(args) -> int:
         templates=args.templates if args.templates in (None, "single", "ensemble") else resolve_path(args.templates),
     )
     jobs = plan(spec)
+    check_plan(spec, jobs, planned_identity)  # once, before any job: a bad setting or a changed plan is one line
     if args.dry_run:
         state = states(jobs)
         for job in jobs:

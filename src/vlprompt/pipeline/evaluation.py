@@ -46,11 +46,13 @@ def evaluate(
     num_workers: int = 0,
     save_logits: bool = False,
     quiet: bool = False,
+    plan_only: bool = False,
 ) -> Results:
     """Evaluate a trained run on ``dataset`` (default: the run's own dataset and data root) and ``subsample`` —
     e.g. a base-class run on the new classes. Class-name buffers are rebuilt for the label space; ``label_space``
     ``auto`` decides seen/unseen from the class names. ``template``, ``templates_file`` and ``classnames_file``
-    default to the run's own on its own dataset. With ``out`` a run directory is written."""
+    default to the run's own on its own dataset. With ``out`` a run directory is written. ``plan_only``: return
+    the run identity the evaluation would have (what a sweep compares with a run directory), doing nothing."""
     source = run.path if isinstance(run, Run) else Path(run)
     trained_data = _trained_data(source)
     same = dataset in (None, trained_data.dataset)
@@ -73,6 +75,8 @@ def evaluate(
         "backbone": {"name": local_path(backbone), "pretrained": local_path(pretrained), "quick_gelu": quick_gelu},
         "precision": precision,
     }
+    if plan_only:
+        return identity
     done = finished(out, "eval", identity, quiet)
     if done is not None:
         return done

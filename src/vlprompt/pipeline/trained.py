@@ -158,20 +158,11 @@ class LoadedRun:
         import torch
         from PIL import Image
 
-        from vlprompt.data.images import load_rgb
+        from vlprompt.data.images import read_image
         from vlprompt.data.transforms import backbone_transform
 
         transform = backbone_transform(self.backbone)
-        loaded = []
-        for image in images:
-            if isinstance(image, Image.Image):
-                loaded.append(transform(image.convert("RGB")))
-                continue
-            try:
-                loaded.append(transform(load_rgb(str(image))))
-            except OSError as exc:
-                raise VLPromptError(f"cannot read image {image}: {exc}") from None
-        return torch.stack(loaded)
+        return torch.stack([transform(i if isinstance(i, Image.Image) else read_image(i)) for i in images])
 
     def predict(
         self,
@@ -195,7 +186,14 @@ class LoadedRun:
 
 
 def load_run(
-    path: PathLike, *, backbone: Optional[str] = None, pretrained: Optional[str] = None, device: str = "auto"
+    path: PathLike,
+    *,
+    backbone: Optional[str] = None,
+    pretrained: Optional[str] = None,
+    trust_pickle: bool = False,
+    device: str = "auto",
 ) -> LoadedRun:
     """A trained run directory (``vlprompt train`` or a converted reference checkpoint) ready to predict."""
-    return LoadedRun(open_trained(path, backbone=backbone, pretrained=pretrained, device=device))
+    return LoadedRun(
+        open_trained(path, backbone=backbone, pretrained=pretrained, trust_pickle=trust_pickle, device=device)
+    )
