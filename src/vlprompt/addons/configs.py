@@ -214,6 +214,8 @@ class DePTConfig(AddOnConfig):
     presets = {
         "dept": Preset({"dept": {"weight": 0.7, "lr_mult": 6.5}}, "DePT train.py defaults (Zhang et al., CVPR 2024)")
     }
+    #: with DePT in a composition every component takes its ``dept`` preset (DePT's re-runs fix every base's settings)
+    composition_preset = "dept"
 
 
 # ------------------------------------------------------------------------------------------ ProGrad

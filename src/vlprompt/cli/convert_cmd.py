@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vlprompt.cli.common import add_backbone_args, add_dataset_args, backbone_options, data_options
-from vlprompt.presets import PROTOCOLS
+from vlprompt.protocols import PROTOCOLS
 
 
 def add_parser(sub) -> None:

@@ -13,7 +13,7 @@ from vlprompt.cli.common import (
     positive,
     positive_float,
 )
-from vlprompt.presets import PROTOCOLS
+from vlprompt.protocols import PROTOCOLS
 
 
 def add_parser(sub) -> None:

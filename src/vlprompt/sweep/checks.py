@@ -20,9 +20,9 @@ from typing import Callable, Dict, Sequence, Tuple
 
 from vlprompt.engine.rundir import MARKER, RunDir, first_difference
 from vlprompt.errors import VLPromptError
+from vlprompt.protocols import PROTOCOLS
 from vlprompt.sweep.jobs import Job, SweepSpec
 from vlprompt.sweep.layout import SWEEP_DIR
-from vlprompt.sweep.protocols import PROTOCOLS
 
 #: the folder ``vlprompt plot`` writes into by default
 PLOTS = "plots"

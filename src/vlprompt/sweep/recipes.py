@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 from vlprompt.errors import VLPromptError
+from vlprompt.protocols import get_protocol, resolve_names
 from vlprompt.sweep.jobs import SweepSpec, normalize_method
-from vlprompt.sweep.protocols import get_protocol, resolve_names
 
 VIT_B16 = ("ViT-B-16", "openai")
 RN50 = ("RN50", "openai")
