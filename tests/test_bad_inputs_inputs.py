@@ -391,3 +391,25 @@ def test_skip_corrupt_names_an_unreadable_image_once(ctx, capsys):
     err = capsys.readouterr().err
     assert err.count(f"skipping unreadable image {bad}") == 1, err
     assert json.loads((out / "results.json").read_text())["num_images"] == 15
+
+
+def test_name_and_template_files_saved_with_a_byte_order_mark_read_as_written(tmp_path):
+    from vlprompt.data.overrides import read_classnames, read_templates
+
+    names, templates = tmp_path / "names.txt", tmp_path / "templates.txt"
+    names.write_text("red_circle: red circle\ngreen_square: green square\n", encoding="utf-8-sig")
+    templates.write_text("a photo of a {}.\n", encoding="utf-8-sig")
+    assert read_classnames(names) == {"red_circle": "red circle", "green_square": "green square"}
+    assert read_templates(templates) == ["a photo of a {}."]
+
+
+def test_the_api_checks_a_prediction_template(trained_run, tiny_folder):
+    from vlprompt import load_run
+    from vlprompt.errors import VLPromptError
+
+    model = load_run(trained_run, device="cpu")
+    image = next((tiny_folder / "test").rglob("*.png"))
+    message = "template 'a {} and {}': a template needs exactly one {} for the class name and no other braces"
+    with pytest.raises(VLPromptError) as info:
+        model.predict([image], template="a {} and {}")
+    assert str(info.value) == message

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
 from vlprompt import __version__
-from vlprompt.config import BackboneConfig, DataConfig, RunConfig, make_config, to_dict
+from vlprompt.config import BackboneConfig, DataConfig, RunConfig, check_template, make_config, to_dict
 from vlprompt.engine.labels import eval_label_space, label_space
 from vlprompt.engine.rundir import CONFIG, RESULTS, RunDir
 from vlprompt.errors import VLPromptError
@@ -750,6 +750,8 @@ class LoadedRun:
 
     def _space(self, classnames: Optional[Sequence[str]], template: Optional[str]) -> LabelSpace:
         trained = self._trained.trained_space
+        if template is not None:
+            check_template(template, "template")
         if classnames is None or list(classnames) == list(trained.classnames):
             return dataclasses.replace(trained, template=template or trained.template)
         tpl = template or trained.template
