@@ -1,5 +1,5 @@
 """A trained run on your own images: the images of paths and folders, batched predictions over any label space the
-method supports (:meth:`vlprompt.api.LoadedRun.predict`), and their rendering as a table, JSON or CSV.
+method supports (:meth:`vlprompt.pipeline.trained.LoadedRun.predict`), and their rendering as a table, JSON or CSV.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def label_space_args(args) -> Tuple[Optional[List[str]], Optional[str]]:
 def predict_images(
     model, images: Sequence[PathLike], classnames=None, template=None, batch_size: int = 64, show_progress=True
 ) -> torch.Tensor:
-    """Logits ``[N, K]`` of ``model`` (a :class:`~vlprompt.api.LoadedRun`) on image files, batch by batch."""
+    """Logits ``[N, K]`` of ``model`` (a :class:`~vlprompt.pipeline.trained.LoadedRun`) on image files, batch by batch."""
     from vlprompt.progress import progress
 
     logits = []
@@ -95,8 +95,9 @@ def prediction_rows(
     images: Sequence[PathLike], logits: torch.Tensor, classnames: Sequence[str], topk: int
 ) -> List[Dict]:
     """Per image: ``image``, ``prediction``, ``probability`` (softmax) and the ``topk`` best (class, probability)."""
-    probs = logits.float().softmax(-1)
-    values, index = probs.topk(min(topk, probs.shape[-1]), dim=-1)
+    from vlprompt.engine.evaluation import top_k
+
+    values, index = top_k(logits.float().softmax(-1), topk)
     return [
         {
             "image": str(image),

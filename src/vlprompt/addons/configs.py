@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from vlprompt.config import AT_LEAST_0, AT_LEAST_1, FINITE, POSITIVE, UNIT, setting
 from vlprompt.methods.configs import promptsrc_ivlp
 from vlprompt.presets import Preset, rule
 from vlprompt.registry import ADDONS
+from vlprompt.settings import AT_LEAST_0, AT_LEAST_1, FINITE, POSITIVE, UNIT, setting
 
 PROMPTSRC_REPO = "PromptSRC (Khattak et al., ICCV 2023)"
 GPA_SOURCE = "PromptSRC configs (Khattak et al., ICCV 2023)"

@@ -33,6 +33,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import torch
 
 from vlprompt import fileio
+from vlprompt.engine.rundir import METRICS
 from vlprompt.errors import VLPromptError
 
 log = logging.getLogger("vlprompt")
@@ -252,10 +253,12 @@ def corrupt(
     """``vlprompt corrupt``: test trained run ``source`` on ``data`` (a :class:`~vlprompt.config.DataConfig`) with
     one corruption (a run directory with results.json and predictions.csv) or a sweep (sweep.csv, summary.json /
     .txt and, when the run logged norms, norms.png). The replacement noise is seeded with ``data.seed``."""
-    from vlprompt.api import data_identity, evaluate_task, finished, open_on_data, resolve_path
     from vlprompt.engine.evaluation import evaluate
     from vlprompt.engine.features import FeatureCache
     from vlprompt.engine.rundir import RunDir
+    from vlprompt.pipeline.evaluation import evaluate_task, open_on_data
+    from vlprompt.pipeline.identity import data_identity, resolve_path
+    from vlprompt.pipeline.records import finished
 
     identity = {
         "source": resolve_path(str(source)),
@@ -311,7 +314,7 @@ def _run_sweep(source, run, learner, name: str, positions, corruption: Corruptio
     write_csv(run.path / "sweep.csv", rows)
     table = format_summary(groups)
     fileio.write_text(run.path / "summary.txt", table + "\n")
-    metrics_path = Path(source) / "metrics.jsonl"
+    metrics_path = Path(source) / METRICS
     if has_norm_history(metrics_path):
         if available("matplotlib"):
             plot_norms_and_accuracy(metrics_path, run.path / "norms.png")

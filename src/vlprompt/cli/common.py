@@ -7,7 +7,7 @@ import argparse
 import math
 from typing import Optional
 
-from vlprompt.config import DataConfig
+from vlprompt.config import SUBSAMPLES, DataConfig
 
 #: the largest seed (NumPy and torch take 64-bit seeds; 2^63 - 1 keeps every consumer happy)
 MAX_SEED = 2**63 - 1
@@ -69,7 +69,7 @@ def add_dataset_args(p: argparse.ArgumentParser, shots: bool = True, prompts: bo
         g.add_argument("--seed", type=seed, default=1, help="seed for few-shot sampling and training")
         g.add_argument(
             "--subsample",
-            choices=["all", "base", "new"],
+            choices=SUBSAMPLES,
             default="all",
             help="label space: all classes, the base half or the new half (base-to-new protocol)",
         )

@@ -64,8 +64,8 @@ class ImageDataset(Dataset):
         except READ_ERRORS as exc:
             if not self.skip_corrupt:
                 raise VLPromptError(
-                    f"{unreadable(item.impath, exc)}; replace or remove the file, "
-                    f"or pass --skip-corrupt to skip unreadable images"
+                    f"{unreadable(item.impath, exc)}; replace it with a readable copy and run the same command "
+                    "again (removing it or passing --skip-corrupt changes the data: a new --out)"
                 ) from None
             if item.impath not in self._reported:
                 self._reported.add(item.impath)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vlprompt.config import AT_LEAST_0, AT_LEAST_1, POSITIVE, setting
 from vlprompt.errors import VLPromptError
 from vlprompt.presets import Preset, rule
 from vlprompt.registry import LEARNERS
+from vlprompt.settings import AT_LEAST_0, AT_LEAST_1, POSITIVE, setting
 
 #: the init phrase of CoOp-family and deep-prompting context vectors
 INIT_WORDS = "a photo of a"

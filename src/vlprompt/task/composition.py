@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Dict, List, Mapping, Tuple
 
 from vlprompt.capabilities import Capability
-from vlprompt.config import check_bounds
 from vlprompt.errors import VLPromptError
 from vlprompt.registry import ADDONS, LEARNERS
+from vlprompt.settings import check_bounds
 
 #: user-facing method names that expand to a base method plus add-ons
 ALIASES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
