@@ -168,6 +168,13 @@ def _unreadable_test_image(ctx: Ctx) -> List[str]:
     return train_argv(ctx.ws / "out", data, ctx.bb)
 
 
+def _no_write_access(ctx: Ctx, target: Path) -> None:
+    import os
+
+    real = os.access
+    ctx.mp.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == target else real(path, mode, **kw))
+
+
 def _no_matplotlib(ctx: Ctx) -> List[str]:
     ctx.mp.setitem(sys.modules, "matplotlib", None)
     return ["plot", str(ctx.sweep)]
@@ -244,7 +251,17 @@ CASES = [
         lambda c: c.rerun("--classnames", str(c.file("names.json", "{")), root=c.ws / "n"),
         "names.json is not valid JSON",
     ),
+    Case(
+        "sweep-classnames-file-missing",
+        lambda c: c.rerun("--classnames", str(c.ws / "names.txt"), root=c.ws / "n"),
+        "<ws>/names.txt not found",
+    ),
     # ---------------------------------------------------------------- sweeps: the root
+    Case(
+        "sweep-root-in-a-read-only-folder",
+        lambda c: (_no_write_access(c, c.ws / "ro"), (c.ws / "ro").mkdir(), c.rerun(root=c.ws / "ro" / "sweep"))[2],
+        "--root <ws>/ro/sweep: cannot write in <ws>/ro (permission denied)",
+    ),
     Case(
         "sweep-root-is-a-run",
         lambda c: c.rerun(root=Path(shutil.copytree(c.run, c.ws / "run"))),
@@ -272,6 +289,7 @@ CASES = [
     Case("table-results-no-accuracy", lambda c: _results(c, lambda d: d.pop("accuracy")), "no finite accuracy (None)"),
     Case("table-results-string", lambda c: _results(c, lambda d: d.update(accuracy="41.5")), "accuracy ('41.5')"),
     Case("table-results-nan", lambda c: _results(c, lambda d: d.update(accuracy=float("nan"))), "accuracy (nan)"),
+    Case("table-results-a-bool", lambda c: _results(c, lambda d: d.update(accuracy=True)), "accuracy (True)"),
     Case("table-results-a-list", lambda c: _results(c, lambda d: [1, 2]), f"{TRAIN}/results.json holds no finite"),
     Case("plot-results-nan", lambda c: _results(c, lambda d: d.update(accuracy=float("inf")), "plot"), "(inf)"),
     Case(
@@ -320,6 +338,13 @@ CASES = [
         "plot-over-a-user-png",
         lambda c: ["plot", str(c.sweep), "--out", str(c.file("figs/b2n.png").parent)],
         "figs/b2n.png exists and is not a file vlprompt wrote for",
+    ),
+    Case(
+        "plot-over-its-figure-edited",
+        lambda c: (lambda r: (main(["plot", str(r)]), c.file("sweep/plots/b2n.png", "edited"), ["plot", str(r)]))(
+            c.sweep_copy()
+        )[2],
+        "<ws>/sweep/plots/b2n.png exists and is not a file vlprompt wrote for <ws>/sweep",
     ),
     Case(
         "plot-out-is-a-file",
