@@ -87,3 +87,37 @@ def plot_norms_and_accuracy(metrics_jsonl: Path, out_png: Path) -> Path:
     out_png = Path(out_png)
     fileio.atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     return out_png
+
+
+def plot_low_norm(groups: Dict, out_png: Path) -> Path:
+    """The frequency of the Low-Norm Effect (Nemesis README figure): per method one row of two panels, bars per
+    dataset and shot count of the corruptions that reduced a norm and improved accuracy (left) and that increased
+    a norm and hurt accuracy (right). ``groups``: (method, dataset, shots) -> :class:`~vlprompt.analysis.low_norm
+    .Counts`."""
+    require("matplotlib", "plotting")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    methods = sorted({m for m, _, _ in groups})
+    datasets = sorted({d for _, d, _ in groups})
+    shots = sorted({k for _, _, k in groups})
+    width = 0.8 / len(shots)
+    fig = Figure(figsize=(max(7.0, 1.2 * len(datasets) * 2 + 2), 3.4 * len(methods)))
+    FigureCanvasAgg(fig)
+    panels = (("improved", "norm reduced → accuracy up"), ("hurt", "norm increased → accuracy down"))
+    for row, method in enumerate(methods):
+        for col, (field, title) in enumerate(panels):
+            ax = fig.add_subplot(len(methods), 2, 2 * row + col + 1)
+            for i, k in enumerate(shots):
+                heights = [getattr(groups.get((method, d, k)), field, 0) for d in datasets]
+                xs = [j - 0.4 + width * (i + 0.5) for j in range(len(datasets))]
+                ax.bar(xs, heights, width, label=f"{k} shot{'s' if k != 1 else ''}")
+            ax.set_xticks(list(range(len(datasets))))
+            ax.set_xticklabels(datasets, rotation=30, ha="right")
+            ax.set_ylabel("corruptions")
+            ax.set_title(f"{method}: {title}", fontsize=9)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fileio.atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    return out_png

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlprompt.cli.common import add_backbone_args, add_dataset_args, count, positive
+from vlprompt.cli.common import add_backbone_args, add_dataset_args, add_verbosity_args, count, positive
 
 
 def add_parser(sub) -> None:
@@ -41,6 +41,51 @@ def add_parser(sub) -> None:
     g.add_argument("--precision", default=None, help="default: the run's (see `vlprompt train --help`)")
     add_backbone_args(fs, inherit=True)
     fs.set_defaults(func=run)
+    add_low_norm(kinds)
+
+
+def add_jobs_args(p) -> None:
+    """How the per-run jobs of a sweep-wide analysis run (as `vlprompt sweep --launcher local`)."""
+    g = p.add_argument_group("where to run")
+    g.add_argument("--jobs", type=positive, default=1, help="parallel worker processes (default 1: in this process)")
+    g.add_argument("--devices", default=None, help="comma-separated GPU ids, one job per GPU (0,1,2,3)")
+    add_verbosity_args(p)
+
+
+def add_low_norm(kinds) -> None:
+    from vlprompt.analysis.low_norm import DEFAULT_WEIGHTS
+
+    p = kinds.add_parser(
+        "low-norm",
+        help="the frequency of the Low-Norm Effect over a sweep (Nemesis corruption experiments on every run)",
+        description="Run `vlprompt corrupt --sweep` (replace and scale, every position × weight) on every finished "
+        "training run of SWEEP_ROOT that has a prompt tensor, into .../seed<S>/low-norm-<op>/ next to each run "
+        "(finished ones are never run again), then count per method, dataset and shots how often reducing a "
+        "position's norm improved accuracy and how often increasing it hurt: SWEEP_ROOT/low-norm.md, "
+        "low-norm.csv and plots/low_norm.png.",
+    )
+    p.add_argument("root", metavar="SWEEP_ROOT", help="the --root folder of a `vlprompt sweep`")
+    p.add_argument("--ops", nargs="+", choices=["replace", "scale"], default=["replace", "scale"])
+    p.add_argument("--positions", default="all", help="all (default), or a comma list such as 0,3,7")
+    p.add_argument("--replace-weights", default=DEFAULT_WEIGHTS["replace"], help="replacement std values (σ)")
+    p.add_argument("--scale-weights", default=DEFAULT_WEIGHTS["scale"], help="rescaling factors (s)")
+    p.add_argument("--tensor", default=None, help="prompt tensor to corrupt (default: ctx, else vision_ctx)")
+    p.add_argument("--format", choices=["md", "csv"], default="md", help="the table printed on stdout")
+    add_jobs_args(p)
+    p.set_defaults(func=run_low_norm)
+
+
+def run_low_norm(args) -> int:
+    from pathlib import Path
+
+    from vlprompt.analysis.corruption import parse_weights
+    from vlprompt.analysis.low_norm import Grid, analyze
+    from vlprompt.analysis.sweep_runs import launcher, parse_devices
+
+    parse_weights(args.replace_weights), parse_weights(args.scale_weights)  # bad lists fail before any job
+    grid = Grid(tuple(args.ops), args.positions, args.replace_weights, args.scale_weights, args.tensor)
+    result = analyze(Path(args.root), grid, launcher(args.jobs, parse_devices(args.devices)), args.format, args.quiet)
+    return 0 if result["report"].ok else 1
 
 
 def run(args) -> int:

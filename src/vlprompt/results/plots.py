@@ -4,7 +4,9 @@
   IJCV 2022, Fig. 3), and ``fewshot_datasets.png`` with one panel per dataset;
 * ``b2n[_shots<K>].png``: average Base / New / H bars per method;
 * ``norms/<run>.png``: prompt norms and test accuracy over epochs of every training run that logged
-  per-position norms (+nemesis; Nemesis, Fu et al., ICLR 2024), via :mod:`vlprompt.analysis.plots`.
+  per-position norms (+nemesis; Nemesis, Fu et al., ICLR 2024), via :mod:`vlprompt.analysis.plots`;
+* ``low_norm.png``: the frequency of the Low-Norm Effect when ``vlprompt analyze low-norm`` has run
+  (:mod:`vlprompt.analysis.low_norm`).
 """
 
 from __future__ import annotations
@@ -110,4 +112,7 @@ def plot_all(root: Path, summaries: Sequence[Summary], out: Path) -> List[Path]:
         paths += fewshot_curves(fewshot, out)
     for shots in sorted({s.shots for s in summaries if s.protocol == "b2n"}):
         paths.append(b2n_bars([s for s in summaries if s.protocol == "b2n" and s.shots == shots], out))
-    return paths + norm_curves(root, out)
+    from vlprompt.analysis.low_norm import figure
+
+    low_norm = figure(root, out)
+    return paths + norm_curves(root, out) + ([low_norm] if low_norm else [])
