@@ -4,6 +4,8 @@ A run trained with an add-on that logs per-position prompt norms (``nemesis``: `
 ``<tensor>_v{j}_norm`` per epoch) and with ``--eval-every 1`` (``test_accuracy`` per epoch) has everything
 the figures show: epoch vs mean prompt norm (and each position's norm) vs test accuracy. Plain CoOp: norms
 rise then plateau while accuracy degrades; CoOp + Nemesis: norms rise, fall, stabilise, accuracy keeps rising.
+Also the sweep-wide analyses' figures: the frequency of the Low-Norm Effect (:func:`plot_low_norm`) and the
+feature-shift discrepancy against generalisation (:func:`plot_shift_scatter`, RESTORE).
 Rendered with matplotlib's Agg canvas (no display, no global pyplot state).
 """
 
@@ -117,6 +119,36 @@ def plot_low_norm(groups: Dict, out_png: Path) -> Path:
             ax.set_ylabel("corruptions")
             ax.set_title(f"{method}: {title}", fontsize=9)
             ax.legend(fontsize=7)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fileio.atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    return out_png
+
+
+def plot_shift_scatter(points: List, rho: Dict, out_png: Path) -> Path:
+    """RESTORE's evidence: per run, the cross-modal shift discrepancy against the new-class accuracy (left) and H
+    (right), coloured by method, Spearman's ρ in the titles. ``points``: :class:`~vlprompt.analysis.shift_sweep
+    .Point`; ``rho``: {"new": ρ, "H": ρ}."""
+    require("matplotlib", "plotting")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4.2))
+    FigureCanvasAgg(fig)
+    methods = sorted({p.method for p in points})
+    for col, (field, label) in enumerate((("new", "new-class accuracy (%)"), ("H", "H (%)"))):
+        ax = fig.add_subplot(1, 2, col + 1)
+        for i, method in enumerate(methods):  # the same colour per method in both panels
+            mine = [p for p in points if p.method == method]
+            ax.scatter(
+                [p.discrepancy for p in mine], [getattr(p, field) for p in mine], color=f"C{i % 10}", label=method
+            )
+        value = rho.get(field)
+        ax.set_title(f"Spearman ρ = {'n/a' if value is None else f'{value:+.3f}'} ({len(points)} runs)", fontsize=9)
+        ax.set_xlabel("shift discrepancy Σ_l (‖Ω_l^v‖ − ‖Ω_l^t‖)²")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     out_png = Path(out_png)
     fileio.atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=120))

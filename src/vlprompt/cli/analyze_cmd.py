@@ -1,4 +1,6 @@
-"""``vlprompt analyze``: analyses of a trained run (``feature-shift``: RESTORE's per-layer Ω, Eq. 6)."""
+"""``vlprompt analyze``: analyses of a trained run or of a whole sweep folder (``feature-shift``: RESTORE's
+per-layer Ω, Eq. 6, of one run or against generalisation over a base-to-new sweep; ``low-norm``: the frequency
+of Nemesis' Low-Norm Effect over a sweep; ``prompts``: the learned vectors' norms and nearest words)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from vlprompt.cli.common import add_backbone_args, add_dataset_args, add_verbosi
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "analyze",
-        help="analyse a trained run (feature-shift: per-layer ‖Ω_l‖ of both towers)",
-        description="Analyses of a trained run directory written by `vlprompt train`.",
+        help="analyse a trained run or a sweep (feature-shift, low-norm, prompts)",
+        description="Analyses of a trained run directory written by `vlprompt train`, or of every run of a "
+        "`vlprompt sweep` folder.",
     )
     kinds = p.add_subparsers(dest="analysis", metavar="<analysis>")
     fs = kinds.add_parser(
@@ -17,10 +20,14 @@ def add_parser(sub) -> None:
         help="per-layer feature shift ‖Ω_l‖ of the image and text towers (RESTORE, Eq. 6)",
         description="For every block: the mean over sequences of ‖non-prompt outputs of the block with prompts − "
         "the frozen block on the non-prompt inputs alone‖_F, over the test images (vision) and the "
-        "class prompts (text). Blocks without prompts report 0. Prints a table; --out writes JSON.",
+        "class prompts (text). Blocks without prompts report 0. Prints a table; --out writes JSON. "
+        "With SWEEP_ROOT instead of --run: every base-to-new training run of the sweep on its base classes "
+        "(cached in .../seed<S>/feature-shift/), the cross-modal shift discrepancy Σ_l (‖Ω_l^v‖ − ‖Ω_l^t‖)² "
+        "against New and H per run (SWEEP_ROOT/feature-shift.csv, plots/feature_shift.png) and Spearman's ρ.",
     )
-    fs.add_argument("--run", required=True, help="run directory written by `vlprompt train`")
-    add_dataset_args(fs)
+    fs.add_argument("root", metavar="SWEEP_ROOT", nargs="?", default=None, help="a `vlprompt sweep` folder")
+    fs.add_argument("--run", default=None, help="run directory written by `vlprompt train` (needs --dataset)")
+    add_dataset_args(fs, dataset_required=False)
     g = fs.add_argument_group("analysis")
     g.add_argument("--out", default=None, help="write the per-layer values to this JSON file")
     g.add_argument("--max-images", type=count, default=0, help="use the first N test images (0 = all)")
@@ -40,6 +47,7 @@ def add_parser(sub) -> None:
     g.add_argument("--batch-size", type=positive, default=None, help="images per batch (default: the run's)")
     g.add_argument("--precision", default=None, help="default: the run's (see `vlprompt train --help`)")
     add_backbone_args(fs, inherit=True)
+    add_jobs_args(fs)
     fs.set_defaults(func=run)
     add_low_norm(kinds)
 
@@ -53,8 +61,6 @@ def add_jobs_args(p) -> None:
 
 
 def add_low_norm(kinds) -> None:
-    from vlprompt.analysis.low_norm import DEFAULT_WEIGHTS
-
     p = kinds.add_parser(
         "low-norm",
         help="the frequency of the Low-Norm Effect over a sweep (Nemesis corruption experiments on every run)",
@@ -67,8 +73,8 @@ def add_low_norm(kinds) -> None:
     p.add_argument("root", metavar="SWEEP_ROOT", help="the --root folder of a `vlprompt sweep`")
     p.add_argument("--ops", nargs="+", choices=["replace", "scale"], default=["replace", "scale"])
     p.add_argument("--positions", default="all", help="all (default), or a comma list such as 0,3,7")
-    p.add_argument("--replace-weights", default=DEFAULT_WEIGHTS["replace"], help="replacement std values (σ)")
-    p.add_argument("--scale-weights", default=DEFAULT_WEIGHTS["scale"], help="rescaling factors (s)")
+    p.add_argument("--replace-weights", default=None, help="replacement std values σ (default 0,0.0001)")
+    p.add_argument("--scale-weights", default=None, help="rescaling factors s (default 0.001,0.1,0.5,2)")
     p.add_argument("--tensor", default=None, help="prompt tensor to corrupt (default: ctx, else vision_ctx)")
     p.add_argument("--format", choices=["md", "csv"], default="md", help="the table printed on stdout")
     add_jobs_args(p)
@@ -79,19 +85,35 @@ def run_low_norm(args) -> int:
     from pathlib import Path
 
     from vlprompt.analysis.corruption import parse_weights
-    from vlprompt.analysis.low_norm import Grid, analyze
+    from vlprompt.analysis.low_norm import DEFAULT_WEIGHTS, Grid, analyze
     from vlprompt.analysis.sweep_runs import launcher, parse_devices
 
-    parse_weights(args.replace_weights), parse_weights(args.scale_weights)  # bad lists fail before any job
-    grid = Grid(tuple(args.ops), args.positions, args.replace_weights, args.scale_weights, args.tensor)
+    weights = {op: getattr(args, f"{op}_weights") or DEFAULT_WEIGHTS[op] for op in ("replace", "scale")}
+    for text in weights.values():
+        parse_weights(text)  # a bad list fails before any job runs
+    grid = Grid(tuple(args.ops), args.positions, weights["replace"], weights["scale"], args.tensor)
     result = analyze(Path(args.root), grid, launcher(args.jobs, parse_devices(args.devices)), args.format, args.quiet)
     return 0 if result["report"].ok else 1
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from vlprompt.analysis.feature_shift import feature_shift
     from vlprompt.cli.common import backbone_options, data_config
+    from vlprompt.errors import VLPromptError
 
+    if args.root is not None:
+        from vlprompt.analysis import shift_sweep
+        from vlprompt.analysis.sweep_runs import launcher, parse_devices
+
+        if args.run or args.dataset or args.out:
+            raise VLPromptError("analyze feature-shift: give SWEEP_ROOT or --run DIR --dataset NAME [--out], not both")
+        workers = launcher(args.jobs, parse_devices(args.devices))
+        result = shift_sweep.analyze(Path(args.root), args.norm, args.max_images, workers, args.quiet)
+        return 0 if result["report"].ok else 1
+    if args.run is None or args.dataset is None:
+        raise VLPromptError("analyze feature-shift needs SWEEP_ROOT, or --run DIR and --dataset NAME")
     feature_shift(
         args.run,
         data_config(args),
@@ -102,5 +124,6 @@ def run(args) -> int:
         **backbone_options(args),
         precision=args.precision,
         batch_size=args.batch_size,
+        quiet=args.quiet,
     )
     return 0

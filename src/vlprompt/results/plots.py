@@ -6,7 +6,9 @@
 * ``norms/<run>.png``: prompt norms and test accuracy over epochs of every training run that logged
   per-position norms (+nemesis; Nemesis, Fu et al., ICLR 2024), via :mod:`vlprompt.analysis.plots`;
 * ``low_norm.png``: the frequency of the Low-Norm Effect when ``vlprompt analyze low-norm`` has run
-  (:mod:`vlprompt.analysis.low_norm`).
+  (:mod:`vlprompt.analysis.low_norm`);
+* ``feature_shift.png``: shift discrepancy vs New and H per run when ``vlprompt analyze feature-shift SWEEP_ROOT``
+  has run (:mod:`vlprompt.analysis.shift_sweep`).
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def plot_all(root: Path, summaries: Sequence[Summary], out: Path) -> List[Path]:
         paths += fewshot_curves(fewshot, out)
     for shots in sorted({s.shots for s in summaries if s.protocol == "b2n"}):
         paths.append(b2n_bars([s for s in summaries if s.protocol == "b2n" and s.shots == shots], out))
-    from vlprompt.analysis.low_norm import figure
+    from vlprompt.analysis import low_norm, shift_sweep
 
-    low_norm = figure(root, out)
-    return paths + norm_curves(root, out) + ([low_norm] if low_norm else [])
+    analyses = [low_norm.figure(root, out), shift_sweep.figure(root, out)]
+    return paths + norm_curves(root, out) + [p for p in analyses if p is not None]
