@@ -50,6 +50,7 @@ def add_parser(sub) -> None:
     add_jobs_args(fs)
     fs.set_defaults(func=run)
     add_low_norm(kinds)
+    add_prompts(kinds)
 
 
 def add_jobs_args(p) -> None:
@@ -126,4 +127,28 @@ def run(args) -> int:
         batch_size=args.batch_size,
         quiet=args.quiet,
     )
+    return 0
+
+
+def add_prompts(kinds) -> None:
+    p = kinds.add_parser(
+        "prompts",
+        help="norms and nearest vocabulary tokens of every learned prompt vector of a run",
+        description="For every learned prompt vector (context, deep and vision prompts; any learner): its norm "
+        "and, for those in the token-embedding space, the K nearest vocabulary tokens with their Euclidean "
+        "distances, beside the typical distance between vocabulary tokens (the median nearest-neighbour "
+        "distance) so a word can be told from noise. Vision prompts have no vocabulary: norms only.",
+    )
+    p.add_argument("--run", required=True, help="run directory written by `vlprompt train`")
+    p.add_argument("--topk", type=positive, default=5, help="nearest tokens per vector (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_backbone_args(p, inherit=True)
+    p.set_defaults(func=run_prompts)
+
+
+def run_prompts(args) -> int:
+    from vlprompt.analysis.prompt_words import analyze_run
+    from vlprompt.cli.common import backbone_options
+
+    analyze_run(args.run, k=args.topk, as_json=args.json, **backbone_options(args))
     return 0
