@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vlprompt.errors import VLPromptError
-
-
-def setting(default: Any = None, help: str = "", literal_none: bool = False, **kw) -> Any:
-    """A dataclass field with ``help`` metadata (shown by ``vlprompt presets``). ``literal_none``: the string
-    ``none`` is a value of this field (``--pretrained none`` = random weights), not "unset"."""
-    metadata = {"help": help, "literal_none": literal_none}
-    if "default_factory" in kw:
-        return field(metadata=metadata, **kw)
-    return field(default=default, metadata=metadata, **kw)
+from vlprompt.settings import (  # noqa: F401  (re-exported: the section helpers of every config module)
+    AT_LEAST_0,
+    AT_LEAST_1,
+    FINITE,
+    POSITIVE,
+    UNIT,
+    Bounds,
+    check_bounds,
+    setting,
+)
 
 
 def _require(ok: bool, message: str) -> None:
@@ -44,7 +45,15 @@ def check_template(template: str, where: str) -> str:
     return template
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "amp", "fp16")
+#: the numeric precisions a run resolves to (:func:`vlprompt.engine.precision.resolve_precision`), and the
+#: ``--precision`` choices (``auto``: amp on CUDA, fp32 elsewhere)
+RESOLVED_PRECISIONS = ("fp32", "bf16", "amp", "fp16")
+PRECISIONS = ("auto", *RESOLVED_PRECISIONS)
+#: ``--label-space`` choices of evaluation (:func:`vlprompt.engine.labels.eval_label_space`)
+LABEL_SPACES = ("auto", "seen", "unseen")
+#: ``train.optimizer`` and ``train.schedule`` choices (:mod:`vlprompt.engine.optim`)
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("epoch_cosine", "step_cosine")
 SUBSAMPLES = ("all", "base", "new")
 TRAIN_ORDERS = ("random", "sequential")
 TRAIN_TRANSFORMS = ("augment", "resize")
@@ -106,10 +115,19 @@ class TrainConfig:
     epochs: int = setting(10, "training epochs")
     max_epochs: int = setting(0, "cap on the resolved epochs, for quick runs of published settings (0 = no cap)")
     batch_size: int = setting(4, "training batch size")
-    lr: float = setting(0.0035, "base learning rate (SGD)")
-    momentum: float = setting(0.9, "SGD momentum")
-    weight_decay: float = setting(5e-4, "SGD weight decay (applies to the prompts too, as in Dassl)")
-    warmup_epochs: int = setting(1, "epochs of constant warm-up before cosine annealing")
+    lr: float = setting(0.0035, "base learning rate")
+    optimizer: str = setting("sgd", "sgd (Dassl's SGD, the CoOp family) | adamw (CLIP-LoRA, Tip-Adapter-F)")
+    momentum: float = setting(0.9, "SGD momentum", bounds=AT_LEAST_0)
+    weight_decay: float = setting(5e-4, "weight decay (applies to the prompts too, as in Dassl)", bounds=AT_LEAST_0)
+    adam_beta1: float = setting(0.9, "AdamW beta1")
+    adam_beta2: float = setting(0.999, "AdamW beta2")
+    adam_eps: float = setting(1e-8, "AdamW epsilon")
+    schedule: str = setting(
+        "epoch_cosine", "epoch_cosine (Dassl: constant warm-up, cosine per epoch) | step_cosine (cosine per step)"
+    )
+    min_lr: float = setting(0.0, "the final learning rate of step_cosine (eta_min)")
+    steps: int = setting(0, "0: train.epochs decides; N > 0: N optimizer steps in all, replacing train.epochs")
+    warmup_epochs: int = setting(1, "epochs of constant warm-up before cosine annealing (epoch_cosine)")
     warmup_lr: float = setting(1e-5, "learning rate of the constant warm-up")
     precision: str = setting("auto", "auto | fp32 | bf16 | amp | fp16 (the references' pure half mode)")
     feature_cache: bool = setting(True, "train on cached frozen image features when the image tower has no prompts")
@@ -138,7 +156,21 @@ class TrainConfig:
         for name, label in (("lr", "--lr (train.lr)"), ("warmup_lr", "train.warmup_lr")):
             value = getattr(self, name)
             _require(math.isfinite(value) and value > 0, f"{label} must be a positive number, got {value}")
-        _require(self.weight_decay >= 0 and self.momentum >= 0, "train.momentum and train.weight_decay must be >= 0")
+        _require(self.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}")
+        _require(self.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}")
+        for name in ("adam_beta1", "adam_beta2"):
+            value = getattr(self, name)
+            _require(0 <= value < 1, f"train.{name} must be in [0, 1), got {value}")
+        _require(math.isfinite(self.adam_eps) and self.adam_eps > 0, f"train.adam_eps must be > 0, got {self.adam_eps}")
+        _require(
+            math.isfinite(self.min_lr) and 0 <= self.min_lr <= self.lr,
+            f"train.min_lr must be in [0, train.lr], got {self.min_lr}",
+        )
+        _require(
+            self.min_lr == 0 or self.schedule == "step_cosine",
+            "train.min_lr applies to train.schedule=step_cosine only (Dassl's cosine ends at 0)",
+        )
+        _require(self.steps >= 0, f"train.steps must be >= 0 (0 = train.epochs decides), got {self.steps}")
         _require(self.warmup_epochs >= 0, f"train.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         _require(self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}")
         _require(self.feature_pool >= 0, f"--feature-pool must be >= 0, got {self.feature_pool}")
@@ -215,8 +247,10 @@ def make_section(cls, values: Dict[str, Any], section: str):
         raise VLPromptError(
             f"unknown setting {section}.{unknown[0]}; {section} has: {', '.join(sorted(types)) or 'no settings'}"
         )
+    coerced = {k: coerce_field(cls, k, v, section) for k, v in values.items()}
+    check_bounds(cls, coerced, section)
     try:
-        return cls(**{k: coerce_field(cls, k, v, section) for k, v in values.items()})
+        return cls(**coerced)
     except TypeError as exc:
         raise VLPromptError(f"invalid {section} settings: {exc}") from None
 

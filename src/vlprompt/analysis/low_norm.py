@@ -9,7 +9,9 @@ RESCALE(j, s) at every position j and every weight — as a ``vlprompt corrupt -
 
 * ``reduced`` corruptions (norm ratio < 1) and how many of them ``improved`` accuracy (Δ > 0): the Low-Norm
   Effect;
-* ``increased`` corruptions (norm ratio > 1) and how many of them ``hurt`` accuracy (Δ < 0).
+* ``increased`` corruptions (norm ratio > 1) and how many of them ``hurt`` accuracy (Δ < 0)
+
+(tabulated and plotted by :mod:`vlprompt.results.analyses`).
 
 Default weights: REPLACE σ ∈ {0, 1e-4} and RESCALE s ∈ {0.001, 0.1, 0.5} — the values of the Nemesis README
 and ``scripts/coop_crt/eval_loop.sh`` (its full grid is not published) — plus s = 2, a norm increase, so that
@@ -19,17 +21,14 @@ and ``scripts/coop_crt/eval_loop.sh`` (its full grid is not published) — plus 
 from __future__ import annotations
 
 import csv
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from vlprompt import fileio
 from vlprompt.analysis.sweep_runs import SweepRun
 from vlprompt.engine.rundir import RunDir
 from vlprompt.errors import VLPromptError
-from vlprompt.results.render import Table
 from vlprompt.sweep.jobs import Job
 from vlprompt.sweep.layout import RunKey, parse_relpath
 
@@ -38,7 +37,6 @@ MARKER = "summary.json"
 ROWS = "sweep.csv"
 DEFAULT_WEIGHTS = {"replace": "0,0.0001", "scale": "0.001,0.1,0.5,2"}
 TENSORS = ("ctx", "vision_ctx")
-HEADER = ["method", "dataset", "shots", "runs", "reduced", "improved", "improved %", "increased", "hurt", "hurt %"]
 
 
 @dataclass(frozen=True)
@@ -141,70 +139,3 @@ def frequencies(found: Sequence[Tuple[RunKey, List[Dict]]]) -> Dict[Tuple[str, s
         counts.runs = len(seen[group])
         counts.add(rows)
     return dict(sorted(groups.items()))
-
-
-def _percent(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f}" if whole else "—"
-
-
-def table(groups: Dict[Tuple[str, str, int], Counts]) -> Table:
-    t = Table("Low-Norm Effect: corruptions that reduced a position's norm and improved accuracy, "
-              "increased it and hurt accuracy", list(HEADER))  # fmt: skip
-    for (method, dataset, shots), c in groups.items():
-        t.rows.append([method, dataset, str(shots), str(c.runs), str(c.reduced), str(c.improved),
-                       _percent(c.improved, c.reduced), str(c.increased), str(c.hurt), _percent(c.hurt, c.increased)])  # fmt: skip
-    t.notes.append("runs: seeds; each run contributes every position × weight of both operations (replace, scale)")
-    return t
-
-
-def write_tables(root: Path, t: Table) -> List[Path]:
-    """``low-norm.md`` and ``low-norm.csv`` in the sweep folder."""
-    from vlprompt.results.render import render
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(t.header)
-    writer.writerows(t.rows)
-    md, csv_path = Path(root) / "low-norm.md", Path(root) / "low-norm.csv"
-    fileio.write_text(md, render([t], "md"))
-    fileio.write_text(csv_path, buf.getvalue())
-    return [md, csv_path]
-
-
-# ----------------------------------------------------------------------------------- command
-def figure(root: Path, out: Path) -> Optional[Path]:
-    """``low_norm.png`` in ``out`` when the sweep folder has low-norm results (None otherwise)."""
-    from vlprompt.analysis.plots import plot_low_norm
-
-    groups = frequencies(list(results(root)))
-    return plot_low_norm(groups, Path(out) / "low_norm.png") if groups else None
-
-
-def analyze(root: Path, grid: Grid, workers=None, fmt: str = "md", quiet: bool = False) -> Dict:
-    """``vlprompt analyze low-norm``: run the missing corruption sweeps, then count, tabulate and plot."""
-    from vlprompt.analysis.sweep_runs import run_jobs, training_runs
-    from vlprompt.extras import available
-    from vlprompt.results.render import render
-
-    runs = training_runs(root)
-    todo, skipped = jobs(runs, grid)
-    if not todo:
-        raise VLPromptError(
-            f"{root} has no finished training run with a prompt tensor ({grid.tensor or 'ctx'}) to corrupt"
-        )
-    if skipped and not quiet:
-        print(f"skipped {len(skipped)} run(s) without the prompt tensor: "
-              + ", ".join(r.key.relpath for r in skipped))  # fmt: skip
-    report = run_jobs(todo, workers, quiet)
-    groups = frequencies(list(results(root)))
-    t = table(groups)
-    written = write_tables(root, t)
-    if available("matplotlib"):
-        written.append(figure(root, Path(root) / "plots"))
-    elif not quiet:
-        print("low_norm.png skipped: plots need matplotlib (pip install 'vlprompt[plot]')")
-    if not quiet:
-        print(render([t], fmt), end="")
-        for path in written:
-            print(f"-> {path}")
-    return {"report": report, "groups": groups, "written": written}

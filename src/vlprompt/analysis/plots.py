@@ -6,6 +6,8 @@ the figures show: epoch vs mean prompt norm (and each position's norm) vs test a
 rise then plateau while accuracy degrades; CoOp + Nemesis: norms rise, fall, stabilise, accuracy keeps rising.
 Also the sweep-wide analyses' figures: the frequency of the Low-Norm Effect (:func:`plot_low_norm`) and the
 feature-shift discrepancy against generalisation (:func:`plot_shift_scatter`, RESTORE).
+Also the sweep-wide analyses' figures: the frequency of the Low-Norm Effect (:func:`low_norm_figure`) and the
+feature-shift discrepancy against generalisation (:func:`shift_figure`, RESTORE).
 Rendered with matplotlib's Agg canvas (no display, no global pyplot state).
 """
 
@@ -30,8 +32,11 @@ def epoch_records(metrics_jsonl: Path) -> List[Dict]:
     path = Path(metrics_jsonl)
     if not path.exists():
         raise VLPromptError(f"{path} not found: pass the metrics.jsonl of a `vlprompt train` run")
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in lines if "epoch" in r]
+    try:
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except ValueError as exc:
+        raise VLPromptError(f"{path} is damaged ({exc}); re-run that training run or move the file away") from None
+    return [r for r in lines if isinstance(r, dict) and "epoch" in r]
 
 
 def norm_series(records: List[Dict]) -> Dict[str, Dict[int, List[float]]]:
@@ -50,6 +55,14 @@ def has_norm_history(metrics_jsonl: Path) -> bool:
 
 
 def plot_norms_and_accuracy(metrics_jsonl: Path, out_png: Path) -> Path:
+    """Write :func:`norms_figure` of ``metrics_jsonl`` to ``out_png``."""
+    fig = norms_figure(metrics_jsonl)
+    out_png = Path(out_png)
+    fileio.atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    return out_png
+
+
+def norms_figure(metrics_jsonl: Path):
     """Per-epoch mean prompt norm (thick), per-position norms (thin) and, on a second axis, test accuracy."""
     require("matplotlib", "plotting")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -86,26 +99,29 @@ def plot_norms_and_accuracy(metrics_jsonl: Path, out_png: Path) -> Path:
     ax.legend(handles, labels, loc="best", fontsize=8)
     ax.set_title(Path(metrics_jsonl).parent.name)
     fig.tight_layout()
-    out_png = Path(out_png)
-    fileio.atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    return out_png
+    return fig
 
 
-def plot_low_norm(groups: Dict, out_png: Path) -> Path:
-    """The frequency of the Low-Norm Effect (Nemesis README figure): per method one row of two panels, bars per
-    dataset and shot count of the corruptions that reduced a norm and improved accuracy (left) and that increased
-    a norm and hurt accuracy (right). ``groups``: (method, dataset, shots) -> :class:`~vlprompt.analysis.low_norm
-    .Counts`."""
+def _canvas(width: float, height: float):
     require("matplotlib", "plotting")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def low_norm_figure(groups: Dict):
+    """The frequency of the Low-Norm Effect (Nemesis README figure): per method one row of two panels, bars per
+    dataset and shot count of the corruptions that reduced a norm and improved accuracy (left) and that increased
+    a norm and hurt accuracy (right). ``groups``: (method, dataset, shots) -> :class:`~vlprompt.analysis.low_norm
+    .Counts`."""
     methods = sorted({m for m, _, _ in groups})
     datasets = sorted({d for _, d, _ in groups})
     shots = sorted({k for _, _, k in groups})
     width = 0.8 / len(shots)
-    fig = Figure(figsize=(max(7.0, 1.2 * len(datasets) * 2 + 2), 3.4 * len(methods)))
-    FigureCanvasAgg(fig)
+    fig = _canvas(max(7.0, 2.4 * len(datasets) + 2), 3.4 * len(methods))
     panels = (("improved", "norm reduced → accuracy up"), ("hurt", "norm increased → accuracy down"))
     for row, method in enumerate(methods):
         for col, (field, title) in enumerate(panels):
@@ -120,29 +136,21 @@ def plot_low_norm(groups: Dict, out_png: Path) -> Path:
             ax.set_title(f"{method}: {title}", fontsize=9)
             ax.legend(fontsize=7)
     fig.tight_layout()
-    out_png = Path(out_png)
-    fileio.atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    return out_png
+    return fig
 
 
-def plot_shift_scatter(points: List, rho: Dict, out_png: Path) -> Path:
+def shift_figure(points: List, rho: Dict):
     """RESTORE's evidence: per run, the cross-modal shift discrepancy against the new-class accuracy (left) and H
-    (right), coloured by method, Spearman's ρ in the titles. ``points``: :class:`~vlprompt.analysis.shift_sweep
+    (right), coloured by method, Spearman's ρ in the titles. ``points``: :class:`~vlprompt.results.analyses
     .Point`; ``rho``: {"new": ρ, "H": ρ}."""
-    require("matplotlib", "plotting")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4.2))
-    FigureCanvasAgg(fig)
+    fig = _canvas(10, 4.2)
     methods = sorted({p.method for p in points})
     for col, (field, label) in enumerate((("new", "new-class accuracy (%)"), ("H", "H (%)"))):
         ax = fig.add_subplot(1, 2, col + 1)
         for i, method in enumerate(methods):  # the same colour per method in both panels
             mine = [p for p in points if p.method == method]
-            ax.scatter(
-                [p.discrepancy for p in mine], [getattr(p, field) for p in mine], color=f"C{i % 10}", label=method
-            )
+            xs, ys = [p.discrepancy for p in mine], [getattr(p, field) for p in mine]
+            ax.scatter(xs, ys, color=f"C{i % 10}", label=method)
         value = rho.get(field)
         ax.set_title(f"Spearman ρ = {'n/a' if value is None else f'{value:+.3f}'} ({len(points)} runs)", fontsize=9)
         ax.set_xlabel("shift discrepancy Σ_l (‖Ω_l^v‖ − ‖Ω_l^t‖)²")
@@ -150,6 +158,4 @@ def plot_shift_scatter(points: List, rho: Dict, out_png: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    out_png = Path(out_png)
-    fileio.atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    return out_png
+    return fig

@@ -148,7 +148,7 @@ def analyze_run(run, *, k: int = 5, as_json: bool = False, quiet: bool = False, 
     """``vlprompt analyze prompts --run DIR``: the trained prompts of a run directory."""
     import json
 
-    from vlprompt.api import open_trained
+    from vlprompt.pipeline.trained import open_trained
 
     trained = open_trained(run, **backbone_options)
     task = trained.task()

@@ -68,20 +68,22 @@ def training_runs(root: Path, folder: Optional[str] = None) -> List[SweepRun]:
     return runs
 
 
-def launcher(jobs: int = 1, devices: Sequence[str] = ()):
+def launcher(command, jobs: int = 1, devices: Sequence[str] = ()):
+    """The sweep's local launcher: ``command(argv)`` (the command line's entry point) in this process, or
+    ``jobs`` worker processes / one per device."""
     from vlprompt.sweep.executors import LocalLauncher
 
     if jobs < 1:
         raise VLPromptError(f"--jobs {jobs}: give at least 1")
-    return LocalLauncher(jobs=jobs, devices=tuple(devices))
+    return LocalLauncher(command, jobs=jobs, devices=tuple(devices))
 
 
-def run_jobs(jobs: Sequence[Job], workers=None, quiet: bool = False) -> SweepReport:
-    """Run the jobs not done yet (through the sweep runner); prints the sweep report on stderr."""
+def run_jobs(jobs: Sequence[Job], workers, quiet: bool = False) -> SweepReport:
+    """Run the jobs not done yet with launcher ``workers`` (through the sweep runner); prints the sweep report
+    on stderr."""
     from vlprompt.sweep.progress import Progress
     from vlprompt.sweep.runner import run_sweep
 
-    workers = workers or launcher()
     progress = Progress(len(jobs), sum(j.done for j in jobs), min(workers.workers, max(1, len(jobs))),
                         stream=io.StringIO() if quiet else None)  # fmt: skip
     report = run_sweep(jobs, workers, progress)

@@ -5,6 +5,7 @@ of Nemesis' Low-Norm Effect over a sweep; ``prompts``: the learned vectors' norm
 from __future__ import annotations
 
 from vlprompt.cli.common import add_backbone_args, add_dataset_args, add_verbosity_args, count, positive
+from vlprompt.config import LABEL_SPACES
 
 
 def add_parser(sub) -> None:
@@ -40,7 +41,7 @@ def add_parser(sub) -> None:
     )
     g.add_argument(
         "--label-space",
-        choices=["auto", "seen", "unseen"],
+        choices=LABEL_SPACES,
         default="auto",
         help="the label space the text prompts are built for (auto decides from the class names)",
     )
@@ -86,14 +87,18 @@ def run_low_norm(args) -> int:
     from pathlib import Path
 
     from vlprompt.analysis.corruption import parse_weights
-    from vlprompt.analysis.low_norm import DEFAULT_WEIGHTS, Grid, analyze
+    from vlprompt.analysis.low_norm import DEFAULT_WEIGHTS, Grid
     from vlprompt.analysis.sweep_runs import launcher, parse_devices
+    from vlprompt.cli import main
+    from vlprompt.results.analyses import analyze_low_norm
 
     weights = {op: getattr(args, f"{op}_weights") or DEFAULT_WEIGHTS[op] for op in ("replace", "scale")}
     for text in weights.values():
         parse_weights(text)  # a bad list fails before any job runs
     grid = Grid(tuple(args.ops), args.positions, weights["replace"], weights["scale"], args.tensor)
-    result = analyze(Path(args.root), grid, launcher(args.jobs, parse_devices(args.devices)), args.format, args.quiet)
+    result = analyze_low_norm(
+        Path(args.root), grid, launcher(main, args.jobs, parse_devices(args.devices)), args.format, args.quiet
+    )
     return 0 if result["report"].ok else 1
 
 
@@ -105,13 +110,15 @@ def run(args) -> int:
     from vlprompt.errors import VLPromptError
 
     if args.root is not None:
-        from vlprompt.analysis import shift_sweep
         from vlprompt.analysis.sweep_runs import launcher, parse_devices
+        from vlprompt.results.analyses import analyze_feature_shift
 
         if args.run or args.dataset or args.out:
             raise VLPromptError("analyze feature-shift: give SWEEP_ROOT or --run DIR --dataset NAME [--out], not both")
-        workers = launcher(args.jobs, parse_devices(args.devices))
-        result = shift_sweep.analyze(Path(args.root), args.norm, args.max_images, workers, args.quiet)
+        from vlprompt.cli import main
+
+        workers = launcher(main, args.jobs, parse_devices(args.devices))
+        result = analyze_feature_shift(Path(args.root), workers, args.norm, args.max_images, args.quiet)
         return 0 if result["report"].ok else 1
     if args.run is None or args.dataset is None:
         raise VLPromptError("analyze feature-shift needs SWEEP_ROOT, or --run DIR and --dataset NAME")

@@ -8,6 +8,9 @@ The page holds, with nothing fetched when it opens (no scripts, no style sheets,
   the page says so);
 * per run directory: its settings (``config.yaml``) and relative links to its files, which resolve while the
   report stays in the sweep folder (or wherever ``--out`` puts it: links are relative to the report).
+
+Like ``vlprompt plot``'s figures, the file replaces only a report vlprompt wrote for the same sweep
+(:mod:`vlprompt.outputs`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-from vlprompt import fileio
+from vlprompt import outputs
 from vlprompt.errors import VLPromptError
 from vlprompt.results.render import Table
 from vlprompt.sweep.layout import SWEEP_DIR
@@ -121,7 +124,7 @@ def write_report(root: Path, out: Optional[Path] = None) -> Path:
     if not root.is_dir():
         raise VLPromptError(f"{root} is not a folder: pass the --root of a `vlprompt sweep`")
     out = Path(out) if out else root / "report.html"
-    if out.is_dir():
-        raise VLPromptError(f"--out {out} is a folder: give the HTML file to write")
-    fileio.write_text(out, build(root.resolve(), out.resolve()))
-    return out
+    source = str(root.resolve())
+    outputs.check_outputs([out], source, "pass another --out")
+    text = build(root.resolve(), out.resolve())
+    return outputs.write_owned(out, source, lambda tmp: tmp.write_text(text))
