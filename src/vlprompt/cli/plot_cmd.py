@@ -1,4 +1,5 @@
-"""``vlprompt plot``: figures of a sweep folder (few-shot curves, base/new/H bars, prompt-norm curves)."""
+"""``vlprompt plot``: figures of a sweep folder (few-shot curves, base/new/H bars, prompt-norm curves, and the
+sweep-wide analyses' figures when they have run)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ def add_parser(sub) -> None:
         help="figures of a sweep folder: few-shot curves, base/new/H bars, Nemesis prompt-norm curves",
         description="Plot accuracy vs shots per method (averaged over datasets and per dataset), the average "
         "Base / New / H per method, and the prompt norms and test accuracy over epochs of every run that logged "
-        "them (train with +nemesis and --eval-every 1).",
+        "them (train with +nemesis and --eval-every 1), and the Low-Norm-Effect bars and the feature-shift scatter "
+        "when `vlprompt analyze low-norm|feature-shift OUT` has run.",
     )
     p.add_argument("root", metavar="OUT", help="the sweep's --root folder")
     p.add_argument(

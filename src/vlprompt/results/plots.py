@@ -4,7 +4,9 @@
   IJCV 2022, Fig. 3), and ``fewshot_datasets.png`` with one panel per dataset;
 * ``b2n[_shots<K>].png``: average Base / New / H bars per method;
 * ``norms/<run>.png``: prompt norms and test accuracy over epochs of every training run that logged
-  per-position norms (+nemesis; Nemesis, Fu et al., ICLR 2024), via :mod:`vlprompt.analysis.plots`.
+  per-position norms (+nemesis; Nemesis, Fu et al., ICLR 2024), via :mod:`vlprompt.analysis.plots`;
+* ``low_norm.png`` and ``feature_shift.png`` when ``vlprompt analyze low-norm|feature-shift SWEEP_ROOT`` has run
+  (:mod:`vlprompt.results.analyses`).
 
 Every figure is drawn first; the files are written only when none of them would replace a file that ``vlprompt
 plot`` did not write for this sweep (:mod:`vlprompt.outputs`).
@@ -120,6 +122,9 @@ def plot_all(root: Path, summaries: Sequence[Summary], out: Path) -> List[Path]:
     for shots in sorted({s.shots for s in summaries if s.layout == BASE_NEW}):
         drawn.append(b2n_bars([s for s in summaries if s.layout == BASE_NEW and s.shots == shots], out))
     drawn += norm_curves(root, out)
+    from vlprompt.results.analyses import low_norm_figure, shift_figure
+
+    drawn += [d for d in (low_norm_figure(root, out), shift_figure(root, out)) if d is not None]
     source = str(Path(root).resolve())
     outputs.check_outputs([path for path, _ in drawn], source, "pass another --out")
     return [

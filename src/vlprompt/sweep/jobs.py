@@ -48,12 +48,14 @@ class SweepSpec:
 
 @dataclass(frozen=True)
 class Job:
-    """One run directory to produce: ``vlprompt <argv>``, after the jobs in ``deps`` have finished."""
+    """One run directory to produce: ``vlprompt <argv>``, after the jobs in ``deps`` have finished; it is done
+    when the run directory holds ``marker`` (an analysis job writes another file than ``results.json``)."""
 
     key: RunKey
     root: Path
     argv: Tuple[str, ...]
     deps: Tuple[RunKey, ...] = field(default=())
+    marker: str = RESULTS
 
     @property
     def path(self) -> Path:
@@ -69,7 +71,7 @@ class Job:
 
     @property
     def done(self) -> bool:
-        return (self.path / RESULTS).exists()
+        return (self.path / self.marker).exists()
 
     def command_line(self) -> str:
         return "vlprompt " + " ".join(shlex.quote(a) for a in self.argv)
