@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from vlprompt.engine.rundir import MARKER
     from vlprompt.errors import VLPromptError
     from vlprompt.extras import require
     from vlprompt.results.plots import plot_all
@@ -38,6 +39,9 @@ def run(args) -> int:
     out = Path(args.out) if args.out else root / "plots"
     if out.exists() and not out.is_dir():
         raise VLPromptError(f"--out {out} is a file; give a folder for the figures")
+    run = next((p for p in (out.absolute(), *out.absolute().parents) if (p / MARKER).is_file()), None)
+    if run is not None:  # a run directory holds only the run's own files
+        raise VLPromptError(f"--out {out} is inside the run directory {run}; give a folder outside runs")
     paths = plot_all(root, summaries(root), out)
     if not paths:
         raise VLPromptError(f"{root} has nothing to plot: no few-shot or base-to-new results, no prompt-norm logs")

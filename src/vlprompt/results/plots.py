@@ -20,6 +20,7 @@ from typing import Any, List, Sequence, Tuple
 
 from vlprompt import outputs
 from vlprompt.engine.rundir import METRICS
+from vlprompt.protocols import BASE_NEW, SHOTS
 from vlprompt.results.summaries import AVERAGE, Summary
 from vlprompt.sweep.layout import TRAIN, finished_runs
 
@@ -115,11 +116,11 @@ def plot_all(root: Path, summaries: Sequence[Summary], out: Path) -> List[Path]:
     """Every figure the sweep folder has data for; returns the files written (none when one of them may not be
     replaced: a one-line error)."""
     drawn: List[Drawn] = []
-    fewshot = [s for s in summaries if s.protocol == "fewshot"]
+    fewshot = [s for s in summaries if s.layout == SHOTS]
     if fewshot:
         drawn += fewshot_curves(fewshot, out)
-    for shots in sorted({s.shots for s in summaries if s.protocol == "b2n"}):
-        drawn.append(b2n_bars([s for s in summaries if s.protocol == "b2n" and s.shots == shots], out))
+    for shots in sorted({s.shots for s in summaries if s.layout == BASE_NEW}):
+        drawn.append(b2n_bars([s for s in summaries if s.layout == BASE_NEW and s.shots == shots], out))
     drawn += norm_curves(root, out)
     from vlprompt.results.analyses import low_norm_figure, shift_figure
 

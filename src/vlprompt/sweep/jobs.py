@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from vlprompt.errors import VLPromptError
+from vlprompt.protocols import Protocol, get_protocol
 from vlprompt.sweep.layout import RESULTS, TRAIN, RunKey, eval_kind
-from vlprompt.sweep.protocols import Protocol, get_protocol
 
 ZEROSHOT = "zeroshot"
 
@@ -78,8 +78,9 @@ class Job:
 
 
 def normalize_method(method: str) -> str:
-    """``" CoOp + DePT"`` -> ``coop+dept`` (the spelling used in folders and tables)."""
-    return "+".join(p.strip().lower() for p in method.split("+") if p.strip())
+    """``" CoOp + DePT"`` -> ``coop+dept`` (the spelling used in folders and tables); an empty part stays, for
+    :func:`~vlprompt.task.parse_method` to refuse (``coop+`` is not ``coop``)."""
+    return "+".join(p.strip().lower() for p in method.split("+"))
 
 
 def _data_args(spec: SweepSpec, dataset: str) -> List[str]:
@@ -105,7 +106,7 @@ def train_job(spec: SweepSpec, method: str, dataset: str, shots: int, seed: int)
     argv = ["train", "--method", method, *_data_args(spec, dataset)]
     argv += ["--shots", str(shots), "--seed", str(seed), "--subsample", proto.subsample]
     argv += _backbone_args(spec) + ["--out", str(key.path(spec.root))]
-    argv += ["--protocol", "xd" if spec.protocol == "dg" else spec.protocol]  # dg evaluates the xd source runs
+    argv += ["--protocol", proto.preset]  # dg evaluates the xd source runs
     for pair in spec.sets:
         argv += ["--set", pair]
     return Job(key, Path(spec.root), tuple(argv + list(spec.job_args)))
@@ -146,7 +147,7 @@ def plan(spec: SweepSpec) -> List[Job]:
     jobs: List[Job] = []
     for method in spec.methods:
         # zero-shot CLIP has no shots to vary: the few-shot protocol shows it at 0 shots
-        shots_list = (0,) if method == ZEROSHOT and proto.name == "fewshot" else spec.shots
+        shots_list = (0,) if method == ZEROSHOT and proto.zeroshot_at_zero_shots else spec.shots
         for dataset in spec.datasets:
             for shots in shots_list:
                 for seed in spec.seeds:
