@@ -27,6 +27,8 @@ def expected_rejection(method: str, backbone):
 
     cfg = make_config(method, "toy-b2n")
     comp = parse_method(method)
+    if LEARNERS.get(comp.base).fitted and comp.addons:
+        return "is fitted, not trained"
     provides = LEARNERS.get(comp.base).capabilities(cfg.components[comp.base], backbone)
     for name in comp.addons:
         impl = ADDONS.get(name).implementation(cfg.components[name])
