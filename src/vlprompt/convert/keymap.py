@@ -33,7 +33,8 @@ MaPLe (Khattak et al., CVPR 2023) ``ctx``, ``proj`` (V_0 = proj(P_0)), ``compoun
 ``film_lp_img`` / ``film_lp_text`` (FiLM scale and bias) and ``linear_probe_proj`` (the base-class head;
 absent for runs that did not train one); RESTORE (Yang et al., ECCV 2024, released ``MaPLe_FSA``)
 ``text_adapter`` / ``visual_adapter`` (the Feature Calibrators: ``post_ln``, ``FFN.0``, ``FFN.2``) and
-``text_cali_ratio`` / ``vis_cali_ratio``.
+``text_cali_ratio`` / ``vis_cali_ratio``; CLIP-Adapter (Gao et al., IJCV 2023) ``fc.0.weight`` / ``fc.2.weight``
+(the adapter's two linear layers).
 """
 
 from __future__ import annotations
@@ -176,6 +177,13 @@ def restore_initial_grams(tensors: Dict[str, torch.Tensor]) -> Dict[str, torch.T
     return {"addons.restore.init_gram_t": stack(grams_t), "addons.restore.init_gram_v": stack(grams_v)}
 
 
+#: CLIP-Adapter's trainer registers the adapter module alone: ``fc.0`` / ``fc.2`` of its ``nn.Sequential``
+CLIP_ADAPTER = (
+    Rule("fc.0.weight", "learner.adapter.0.weight", required=True),
+    Rule("fc.2.weight", "learner.adapter.2.weight", required=True),
+)
+
+
 #: vlprompt method -> the reference trainer that saves its tensors
 TRAINERS: Dict[str, Trainer] = {
     "coop": Trainer("CoOp", _table(CTX)),
@@ -195,6 +203,7 @@ TRAINERS: Dict[str, Trainer] = {
     "maple": Trainer("MaPLe", _table(*MAPLE)),
     "maple+dept": Trainer("ExtrasLinearProbeMaPLe", _table(*MAPLE, *DEPT)),
     "maple+restore": Trainer("MaPLe_FSA", _table(*MAPLE, *RESTORE), derive=restore_initial_grams),
+    "clip_adapter": Trainer("CLIP_Adapter", _table(*CLIP_ADAPTER)),
 }
 
 
@@ -241,6 +250,8 @@ def infer_method(state_dict: Mapping[str, torch.Tensor]) -> str:
         base = "kgcoop"
     elif has(r"^(prompt_learner\.)?ctx$"):
         base = "coop"
+    elif has(r"^fc\.0\.weight$"):
+        base = "clip_adapter"
     else:
         raise VLPromptError(
             f"cannot tell the method from the tensor names ({', '.join(names[:_SHOWN])}, ...); pass --method"

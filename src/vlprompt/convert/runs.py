@@ -63,6 +63,7 @@ SHAPE_SETTINGS: Dict[str, Tuple[Tuple[str, str, Reader, Any], ...]] = {
     "ivlp": _TEXT + _VISION,
     "vpt": _VISION,
     "maple": (("n_ctx", "learner.ctx", _VECTORS, None), ("depth", "learner.text_deep", _DEPTH, 1)),
+    "clip_adapter": (("reduction", "learner.adapter.0.weight", lambda t: t.shape[1] // t.shape[0], None),),
 }
 #: reference trainer -> settings it implies
 TRAINER_SETTINGS: Dict[str, Dict[Tuple[str, str], Any]] = {"MaPLe_FSA": {("restore", "formulation"): "code"}}

@@ -252,3 +252,37 @@ class ZeroShotConfig(LearnerConfig):
     def __post_init__(self):
         if self.templates not in TEMPLATE_MODES:
             raise VLPromptError(f"unknown --templates {self.templates!r}: use single or ensemble")
+
+
+# ------------------------------------------------------------------------------------------ few-shot baselines
+CLIP_ADAPTER_TOWERS = ("image", "text", "both")
+CLIP_ADAPTER_SOURCE = "CLIP-Adapter (Gao et al., IJCV 2023), whose README runs clip_adapter.py with CoOp's commands"
+
+
+@LEARNERS.register("clip_adapter", implementation="vlprompt.methods.clip_adapter:CLIPAdapter")
+@dataclass
+class CLIPAdapterConfig(LearnerConfig):
+    reduction: int = setting(4, "bottleneck reduction r of the adapter (E -> E/r -> E)")
+    ratio: float = setting(0.2, "residual ratio α: f' = α · A(f) + (1 - α) · f")
+    towers: str = setting(
+        "image", "image: the adapter on the image features (the released trainer); text / both: the paper's variants"
+    )
+
+    presets = {
+        "fewshot": Preset(
+            {"train": _train(32, 0.002, FEWSHOT_EPOCHS), "clip_adapter": {"reduction": 4, "ratio": 0.2}},
+            f"{CLIP_ADAPTER_SOURCE} (CoOp few-shot configs rn50_ep50/ep100/rn50)",
+        ),
+        "b2n": Preset(
+            {"train": _train(32, 0.002, 50), "clip_adapter": {"reduction": 4, "ratio": 0.2}},
+            f"{CLIP_ADAPTER_SOURCE} (CoOp config vit_b16_ep50)",
+        ),
+    }
+    dataset_rules = (rule(["imagenet"], {"train": {"epochs": 50}}, "CoOp *_ep50 configs for ImageNet", ["fewshot"]),)
+
+    def __post_init__(self):
+        require_at_least("clip_adapter", 1, reduction=self.reduction)
+        if not 0 <= self.ratio <= 1:
+            raise VLPromptError(f"clip_adapter.ratio must be in [0, 1], got {self.ratio}")
+        if self.towers not in CLIP_ADAPTER_TOWERS:
+            raise VLPromptError(f"unknown clip_adapter.towers {self.towers!r}: use {', '.join(CLIP_ADAPTER_TOWERS)}")
