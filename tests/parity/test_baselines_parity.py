@@ -104,3 +104,97 @@ def test_clip_adapter_parity_training_reproduces_the_reference(reference_dir, sh
     assert_same_predictions(run, folder, "base")
     evaluate(run, tmp_path / "new", shared, "new")
     assert_same_predictions(tmp_path / "new", folder, "new")
+
+
+# ------------------------------------------------------------------------------------------ Tip-Adapter
+TIP = "tip_adapter_dtd10_4shot_seed1"
+
+
+def fit_flags(shared, out: Path, *extra: str):
+    data = [*shared["data"], "--shots", "4", "--seed", "1", "--subsample", "base", *shared["backbone"]]
+    return [
+        "train",
+        "--method",
+        "tip_adapter",
+        *data,
+        "--precision",
+        "fp32",
+        "--save-logits",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_tip_adapter_search_on_the_reference_tensors_is_the_reference_search(reference_dir, tmp_path):
+    """The reference's own cache, classifier and val features through our search: every grid point's val accuracy,
+    the chosen β/α and the test logits are the reference's."""
+    from vlprompt import create_task
+    from vlprompt.backbones import load_backbone
+    from vlprompt.engine.fitting import FitData
+    from vlprompt.task import LabelSpace
+
+    folder = reference_dir / TIP
+    cache = load_file(str(folder / "cache.safetensors"))
+    models = reference_dir / "models"
+    backbone = load_backbone(str(models / "tiny-openai.json"), str(models / "tiny-openai.safetensors"), device="cpu")
+    space = LabelSpace(["banded", "blotchy", "braided", "bubbly", "bumpy"], template="{} texture.")
+    learner = create_task("tip_adapter", backbone, space).learner
+    learner.register_buffer("classifier", cache["clip_weights"].t().contiguous(), persistent=False)
+    learner.register_buffer("cache_keys", cache["cache_keys"])
+    learner.register_buffer("cache_values", cache["cache_values"])
+    split = {"val": (cache["val_features"], cache["val_labels"].long())}
+    data = FitData(train_view=None, split=split.__getitem__, num_classes=5, log=lambda line: None)
+    record = learner.search(data)
+    search = json.loads((folder / "search.json").read_text())
+    assert record["beta_list"] == search["beta_list"] and record["alpha_list"] == search["alpha_list"]
+    assert record["val_acc_grid_beta_major"] == search["val_acc_grid_beta_major"]
+    assert (record["beta"], record["alpha"]) == (search["best_beta"], search["best_alpha"])
+    assert (record["val_acc_zero_shot"], record["val_acc_init"]) == (
+        search["val_acc_zero_shot"],
+        search["val_acc_init"],
+    )
+    ref = load_file(str(folder / "preds_base_logits.safetensors"))
+    ours = learner.logits(cache["test_features"], learner.classifier)
+    assert (ours - ref["logits"]).abs().max() <= LOGIT_TOL
+
+
+def test_tip_adapter_fit_reproduces_the_deterministic_reference(reference_dir, shared, tmp_path):
+    """Fitted from the same few-shot items (the deterministic cache views): the cache, the searched β/α, every
+    grid point's val accuracy on the whole base val split and the per-image logits are the reference's."""
+    folder, run = reference_dir / f"{TIP}_det", tmp_path / "run"
+    assert main(fit_flags(shared, run, "--set", "data.train_transform=resize")) == 0
+    cache = load_file(str(folder / "cache.safetensors"))
+    ours = load_file(str(run / "weights.safetensors"))
+    assert relative_diff(ours["learner.cache_keys"], cache["cache_keys"]) <= TENSOR_TOL
+    assert torch.equal(ours["learner.cache_values"], cache["cache_values"])
+    fit, search = json.loads((run / "fit.json").read_text())["fit"], json.loads((folder / "search.json").read_text())
+    assert fit["val_acc_grid_beta_major"] == search["val_acc_grid_beta_major"]
+    assert (fit["beta"], fit["alpha"]) == (search["best_beta"], search["best_alpha"])
+    assert float(ours["learner.beta"]) == pytest.approx(search["best_beta"])
+    assert_same_predictions(run, folder, "base")
+    evaluate(run, tmp_path / "new", shared, "new")  # the cache holds base classes: zero-shot CLIP on new ones
+    assert_same_predictions(tmp_path / "new", folder, "new")
+
+
+def test_converted_tip_adapter_cache_searched_gives_the_reference_result(reference_dir, shared, tmp_path):
+    """The random-view reference cache, saved as its build_cache_model does, converted (--from tip-adapter) and
+    searched (--init-from): the reference's β/α and per-image logits. Our val features differ from the reference's
+    by float rounding, which moves at most 2 of the 4000 grid points by one image (ties)."""
+    folder, cache_dir = reference_dir / TIP, tmp_path / "caches"
+    cache_dir.mkdir()
+    cache = load_file(str(folder / "cache.safetensors"))
+    torch.save(cache["cache_keys"], cache_dir / "keys_4shots.pt")
+    torch.save(cache["cache_values"].half(), cache_dir / "values_4shots.pt")
+    flags = [*shared["data"], "--shots", "4", "--subsample", "base", *shared["backbone"]]
+    converted = tmp_path / "converted"
+    assert main(["convert", "--from", "tip-adapter", str(cache_dir), *flags, "--out", str(converted)]) == 0
+    assert main(fit_flags(shared, tmp_path / "run", "--init-from", str(converted))) == 0
+    fit, search = (
+        json.loads((tmp_path / "run" / "fit.json").read_text())["fit"],
+        json.loads((folder / "search.json").read_text()),
+    )
+    assert fit["cache_from_init"] and (fit["beta"], fit["alpha"]) == (search["best_beta"], search["best_alpha"])
+    differ = sum(a != b for a, b in zip(fit["val_acc_grid_beta_major"], search["val_acc_grid_beta_major"]))
+    assert differ <= 2
+    assert_same_predictions(tmp_path / "run", folder, "base")

@@ -17,7 +17,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument("checkpoint", metavar="CKPT", help="model.pth.tar-N, its module folder, or the run's output folder")
     p.add_argument(
-        "--from", dest="source_format", choices=["dassl"], default="dassl", help="checkpoint format (default: dassl)"
+        "--from",
+        dest="source_format",
+        choices=["dassl", "tip-adapter"],
+        default="dassl",
+        help="checkpoint format (default: dassl; tip-adapter: Tip-Adapter's cache folder, keys_Kshots.pt + values_Kshots.pt)",
     )
     p.add_argument(
         "--method", default=None, help="the method the checkpoint holds (default: inferred from the tensor names)"
@@ -53,6 +57,7 @@ def run(args) -> int:
         preset=args.preset,
         overrides=args.set or [],
         check_frozen_tensors=not args.skip_frozen_check,
+        source_format=args.source_format,
         **backbone_options(args),
         **data_options(args),
     )

@@ -34,7 +34,7 @@ MaPLe (Khattak et al., CVPR 2023) ``ctx``, ``proj`` (V_0 = proj(P_0)), ``compoun
 absent for runs that did not train one); RESTORE (Yang et al., ECCV 2024, released ``MaPLe_FSA``)
 ``text_adapter`` / ``visual_adapter`` (the Feature Calibrators: ``post_ln``, ``FFN.0``, ``FFN.2``) and
 ``text_cali_ratio`` / ``vis_cali_ratio``; CLIP-Adapter (Gao et al., IJCV 2023) ``fc.0.weight`` / ``fc.2.weight``
-(the adapter's two linear layers).
+(the adapter's two linear layers); Tip-Adapter (Zhang et al., ECCV 2022) ``cache_keys`` / ``cache_values``.
 """
 
 from __future__ import annotations
@@ -183,6 +183,12 @@ CLIP_ADAPTER = (
     Rule("fc.2.weight", "learner.adapter.2.weight", required=True),
 )
 
+#: Tip-Adapter's cache (``build_cache_model``; :mod:`vlprompt.convert.tip_adapter`), in the reference's layout
+TIP_ADAPTER = (
+    Rule("cache_keys", "learner.cache_keys", required=True),
+    Rule("cache_values", "learner.cache_values", required=True),
+)
+
 
 #: vlprompt method -> the reference trainer that saves its tensors
 TRAINERS: Dict[str, Trainer] = {
@@ -204,6 +210,7 @@ TRAINERS: Dict[str, Trainer] = {
     "maple+dept": Trainer("ExtrasLinearProbeMaPLe", _table(*MAPLE, *DEPT)),
     "maple+restore": Trainer("MaPLe_FSA", _table(*MAPLE, *RESTORE), derive=restore_initial_grams),
     "clip_adapter": Trainer("CLIP_Adapter", _table(*CLIP_ADAPTER)),
+    "tip_adapter": Trainer("Tip-Adapter", TIP_ADAPTER),
 }
 
 
@@ -252,6 +259,8 @@ def infer_method(state_dict: Mapping[str, torch.Tensor]) -> str:
         base = "coop"
     elif has(r"^fc\.0\.weight$"):
         base = "clip_adapter"
+    elif has(r"^cache_keys$"):
+        base = "tip_adapter"
     else:
         raise VLPromptError(
             f"cannot tell the method from the tensor names ({', '.join(names[:_SHOWN])}, ...); pass --method"

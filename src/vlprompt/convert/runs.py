@@ -210,7 +210,10 @@ def _load_checked(task, tensors: Dict[str, torch.Tensor], source: Path, space_si
     """Load the converted tensors; a class-dependent tensor sized for another label space names the data flags."""
     from vlprompt.engine.weights import load_into
 
+    task.shape_fitted_buffers(tensors)
     own = task.release_state_dict()
+    for name in task.learner.fitted_settings:  # not saved by the reference: the configured values
+        tensors.setdefault(f"learner.{name}", own[f"learner.{name}"])
     wrong = [k for k in own if k in tensors and tuple(tensors[k].shape) != tuple(own[k].shape)]
     if any(space_size in own[k].shape for k in wrong):
         shapes = "; ".join(f"{k} {list(tensors[k].shape)} (here {list(own[k].shape)})" for k in wrong[:_SHOWN])
@@ -245,6 +248,7 @@ def convert_checkpoint(
     overrides: Sequence[str] = (),
     check_frozen_tensors: bool = True,
     quiet: bool = False,
+    source_format: str = "dassl",
     **options: Any,
 ) -> Conversion:
     """Convert the reference checkpoint ``checkpoint`` (a ``model.pth.tar-N`` file, its module folder or its
@@ -253,18 +257,24 @@ def convert_checkpoint(
     ``method`` (inferred from the tensor names when None), ``dataset``, ``protocol``, ``preset``, ``overrides``
     (``--set``) and ``options`` (the data and backbone fields of :func:`~vlprompt.config.make_config`:
     ``data_root``, ``split_file``, ``subsample``, ``backbone``, ``pretrained``, ``trust_pickle``, ...) are those
-    of ``vlprompt train``; ``trust_pickle`` also applies to the checkpoint.
+    of ``vlprompt train``; ``trust_pickle`` also applies to the checkpoint. ``source_format`` ``tip-adapter``: a
+    Tip-Adapter cache folder (:mod:`vlprompt.convert.tip_adapter`) instead of a Dassl checkpoint.
     """
     from vlprompt.api import backbone_identity, build_task, data_identity, load_backbone, load_data, weights_meta
     from vlprompt.config import make_config, to_dict
     from vlprompt.convert.dassl import read_reference_checkpoint
     from vlprompt.convert.keymap import TRAINERS, infer_method, to_vlprompt
+    from vlprompt.convert.tip_adapter import FORMAT as TIP_FORMAT
+    from vlprompt.convert.tip_adapter import read_tip_cache
     from vlprompt.engine.labels import label_space
     from vlprompt.engine.rundir import CONFIG, RunDir
     from vlprompt.engine.weights import save_weights
     from vlprompt.task.composition import parse_method
 
-    ref = read_reference_checkpoint(checkpoint, trust_pickle=bool(options.get("trust_pickle")))
+    if source_format == TIP_FORMAT:
+        ref = read_tip_cache(checkpoint, options.get("shots"))
+    else:
+        ref = read_reference_checkpoint(checkpoint, trust_pickle=bool(options.get("trust_pickle")))
     method = method or infer_method(ref.state_dict)
     converted = to_vlprompt(method, ref.state_dict)
     trainer = TRAINERS[converted.method].name

@@ -41,12 +41,13 @@ Features = Tuple[torch.Tensor, torch.Tensor]
 
 @dataclass
 class FitData:
-    """What a learner is fitted from. ``train_view(v)``: ``(features [N, E], labels [N])`` of augmented view ``v``
-    of the few-shot train items (unnormalised fp32, in the items' order; every view the same under the
-    deterministic ``resize`` transform); ``split(name)``: the same for a search split (:data:`SEARCH_SPLITS`);
+    """What a learner is fitted from. ``train_view(v, crop_scale=0.08)``: ``(features [N, E], labels [N])`` of
+    augmented view ``v`` of the few-shot train items (unnormalised fp32, in the items' order; random resized crops
+    of at least ``crop_scale`` of the area, and flips; every view the same under the deterministic ``resize``
+    transform); ``split(name)``: the same for a search split (:data:`SEARCH_SPLITS`);
     ``num_classes``: the label space's size; ``log``: one line to the run's log and console."""
 
-    train_view: Callable[[int], Features]
+    train_view: Callable[..., Features]
     split: Callable[[str], Features]
     num_classes: int
     log: Callable[[str], None]
@@ -65,31 +66,36 @@ def fit_data(task, dataset, backbone, cfg, cache) -> FitData:
     """The :class:`FitData` of a run: features come from ``cache`` (a
     :class:`~vlprompt.engine.features.FeatureCache`) or, without one, are encoded on demand; each is computed
     once per run."""
-    from vlprompt.data.transforms import backbone_transform
+    from vlprompt.data.transforms import CROP_SCALE, backbone_transform
 
     data = cfg.data
     kind, items = data.train_transform, dataset.train
-    train_tf, test_tf = backbone_transform(backbone, kind), backbone_transform(backbone)
+    test_tf = backbone_transform(backbone)
     bs, workers, skip = cfg.train.test_batch_size, data.num_workers, data.skip_corrupt
     memo: Dict[Any, Features] = {}
 
     def encode(loader, n, desc):
         return fc.encode_items(backbone.encode_image, loader, n, desc)
 
-    def train_view(view: int) -> Features:
-        view = 0 if kind == "resize" else view  # the deterministic transform: one view
-        if ("train", view) not in memo:
+    def train_view(view: int, crop_scale: float = CROP_SCALE) -> Features:
+        if kind == "resize":  # the deterministic transform: one view
+            view, crop_scale = 0, CROP_SCALE
+        key = ("train", view, crop_scale)
+        if key not in memo:
+            transform = backbone_transform(backbone, kind, crop_scale)
+            # the feature cache's transform key: Dassl's crops keep the plain name shared with trained runs
+            name = kind if crop_scale == CROP_SCALE else f"{kind}-scale{crop_scale}"
 
             def loader():
-                ds = fc.ViewDataset(items, train_tf, data.seed, [view] * len(items), skip)
+                ds = fc.ViewDataset(items, transform, data.seed, [view] * len(items), skip)
                 return fc.image_loader(ds, batch_size=bs, num_workers=workers)
 
             if cache is not None:
-                entry = cache.train_view(items, kind, data.seed, view, loader, skip)
+                entry = cache.train_view(items, name, data.seed, view, loader, skip)
             else:
                 entry = encode(loader(), len(items), f"encoding train view {view + 1}")
-            memo["train", view] = _valid(entry)
-        return memo["train", view]
+            memo[key] = _valid(entry)
+        return memo[key]
 
     def split(name: str) -> Features:
         if name not in SEARCH_SPLITS:

@@ -62,6 +62,8 @@ class PromptLearner(nn.Module):
     fit_after_training = None
     #: persistent buffers whose shape the fit decides (re-shaped to the stored tensors when a run is loaded)
     fitted_buffers: Tuple[str, ...] = ()
+    #: buffers holding searched settings, which a converted reference file may lack (then: the configured values)
+    fitted_settings: Tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

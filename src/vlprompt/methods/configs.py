@@ -286,3 +286,67 @@ class CLIPAdapterConfig(LearnerConfig):
             raise VLPromptError(f"clip_adapter.ratio must be in [0, 1], got {self.ratio}")
         if self.towers not in CLIP_ADAPTER_TOWERS:
             raise VLPromptError(f"unknown clip_adapter.towers {self.towers!r}: use {', '.join(CLIP_ADAPTER_TOWERS)}")
+
+
+TIP_REPO = "Tip-Adapter (Zhang et al., ECCV 2022), gaopengcuhk/Tip-Adapter"
+#: configs/<dataset>.yaml of Tip-Adapter: (init_alpha, search_scale [beta, alpha]); init_beta 1, search_step
+#: [200, 20] and augment_epoch 10 everywhere
+TIP_CONFIGS = {
+    "caltech101": (3.0, 12.0, 5.0),
+    "dtd": (2.0, 13.0, 13.0),
+    "eurosat": (2.0, 12.0, 10.0),
+    "fgvc_aircraft": (5.0, 30.0, 30.0),
+    "food101": (1.17, 10.0, 10.0),
+    "imagenet": (1.17, 7.0, 3.0),
+    "oxford_flowers": (10.0, 50.0, 50.0),
+    "oxford_pets": (1.17, 7.0, 3.0),
+    "stanford_cars": (3.0, 20.0, 10.0),
+    "sun397": (1.17, 12.0, 10.0),
+    "ucf101": (3.0, 7.0, 3.0),
+}
+TIP_SEARCH_SPLITS = ("val", "fewshot_val", "test")
+
+
+@LEARNERS.register("tip_adapter", implementation="vlprompt.methods.tip_adapter:TipAdapter")
+@dataclass
+class TipAdapterConfig(LearnerConfig):
+    section = "tip_adapter"  # the --set section named in errors (not a field)
+    augment_views: int = setting(10, "augmented views of the few-shot images averaged into the cache keys")
+    crop_scale: float = setting(0.5, "smallest area fraction of the cache views' random resized crops")
+    init_beta: float = setting(1.0, "β reported before the search (and used when search=false)")
+    init_alpha: float = setting(2.0, "α reported before the search (and used when search=false)")
+    search: bool = setting(True, "search β and α on search_split (the reference's grid)")
+    beta_scale: float = setting(13.0, "the β grid's end: β_i = i · (scale − 0.1) / steps + 0.1")
+    alpha_scale: float = setting(13.0, "the α grid's end")
+    beta_steps: int = setting(200, "β grid points")
+    alpha_steps: int = setting(20, "α grid points")
+    search_split: str = setting(
+        "val", "val: the label space's whole val split (the reference); fewshot_val: the few-shot val; test"
+    )
+    templates: str = setting("single", "single: the dataset's template; ensemble: CoOp's 7 templates (+ it)")
+
+    presets = {
+        "fewshot": Preset(
+            {"tip_adapter": {"augment_views": 10, "crop_scale": 0.5, "search": True}},
+            f"{TIP_REPO}, main.py with configs/<dataset>.yaml",
+        )
+    }
+    dataset_rules = tuple(
+        rule(
+            [name],
+            {"tip_adapter": {"init_alpha": alpha, "beta_scale": beta_scale, "alpha_scale": alpha_scale}},
+            f"{TIP_REPO} configs/{name.replace('fgvc_aircraft', 'fgvc')}.yaml",
+        )
+        for name, (alpha, beta_scale, alpha_scale) in TIP_CONFIGS.items()
+    ) + (rule(["imagenet"], {"tip_adapter": {"templates": "ensemble"}}, f"{TIP_REPO} datasets/imagenet.py templates"),)
+
+    def __post_init__(self):
+        section = self.section
+        require_at_least(section, 1, augment_views=self.augment_views, beta_steps=self.beta_steps)
+        require_at_least(section, 1, alpha_steps=self.alpha_steps)
+        if not 0 < self.crop_scale <= 1:
+            raise VLPromptError(f"{section}.crop_scale must be in (0, 1], got {self.crop_scale}")
+        if self.search_split not in TIP_SEARCH_SPLITS:
+            raise VLPromptError(f"unknown {section}.search_split {self.search_split!r}: use val, fewshot_val or test")
+        if self.templates not in TEMPLATE_MODES:
+            raise VLPromptError(f"unknown {section}.templates {self.templates!r}: use single or ensemble")
