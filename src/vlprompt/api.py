@@ -420,7 +420,7 @@ def _train(cfg: RunConfig, out: Path, identity, dataset, quiet: bool, save_logit
         evaluation = run_evaluation(
             task, dataset.test, backbone, cfg.train, cache, data.num_workers, data.skip_corrupt, progress=not quiet
         )
-        extra = {"label_space": "seen", "epochs": cfg.train.epochs, "train_time_s": round(train_time, 2), **fitted}
+        extra = {"label_space": "seen", **fitted, "train_time_s": round(train_time, 2)}
         if cfg.protocol:
             extra["protocol"] = cfg.protocol
         results = _results(evaluation, dataset, data, cfg.method, backbone, extra)

@@ -50,6 +50,8 @@ class AddOn(nn.Module):
     requires: FrozenSet[str] = frozenset()
     fp32_params: Tuple[str, ...] = ()
     training_buffers: Tuple[str, ...] = ()
+    #: ``gradient_hook(losses, grads)`` takes over the backward pass of every step (:mod:`vlprompt.engine.backward`)
+    gradient_hook = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

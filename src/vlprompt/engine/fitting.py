@@ -159,16 +159,15 @@ def summary(record: Dict) -> Dict:
     return {k: v for k, v in record.items() if isinstance(v, (int, float, str, bool))}
 
 
-def train_or_fit(task, dataset, backbone, cfg, run, cache, train: Callable[[], Any]) -> Dict:
-    """Fit ``task``'s learner (``fitted``), or run ``train`` (the epochs) between its optional fit stages.
-    Returns the extra results.json fields: ``fit`` (the stages' scalar records) and, for a fitted learner,
-    ``epochs`` 0."""
+def train_or_fit(task, dataset, backbone, cfg, run, cache, train: Callable[[], List[Dict]]) -> Dict:
+    """Fit ``task``'s learner (``fitted``), or run ``train`` (the epochs, returning their records) between its
+    optional fit stages. Returns the extra results.json fields: ``epochs`` (the epochs run, 0 for a fitted learner)
+    and, when the learner is fitted, ``fit`` (the stages' scalar records)."""
     from vlprompt.engine import distributed
 
     learner, main = task.learner, distributed.is_main()
     if not needs_fit(learner):
-        train()
-        return {}
+        return {"epochs": len(train())}
     data = fit_data(task, dataset, backbone, cfg, cache)
     stages: Dict[str, Dict] = {}
     task.eval()
@@ -177,13 +176,11 @@ def train_or_fit(task, dataset, backbone, cfg, run, cache, train: Callable[[], A
             stages["fit"] = run_stage("fit", learner.fit, data, run, main)
         elif learner.fit_before_training:
             stages["before_training"] = run_stage("before_training", learner.fit_before_training, data, run, main)
+    epochs = 0
     if not learner.fitted:
-        train()
+        epochs = len(train())
         task.eval()
         if learner.fit_after_training:
             with torch.no_grad():
                 stages["after_training"] = run_stage("after_training", learner.fit_after_training, data, run, main)
-    extra: Dict[str, Any] = {"fit": {stage: summary(r) for stage, r in stages.items()}}
-    if learner.fitted:
-        extra["epochs"] = 0
-    return extra
+    return {"epochs": epochs, "fit": {stage: summary(r) for stage, r in stages.items()}}

@@ -64,6 +64,8 @@ class PromptLearner(nn.Module):
     fitted_buffers: Tuple[str, ...] = ()
     #: buffers holding searched settings, which a converted reference file may lack (then: the configured values)
     fitted_settings: Tuple[str, ...] = ()
+    #: ``gradient_hook(losses, grads)`` takes over the backward pass of every step (:mod:`vlprompt.engine.backward`)
+    gradient_hook = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
