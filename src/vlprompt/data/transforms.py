@@ -58,6 +58,11 @@ def resize_transform(
     return T.Compose([to_rgb, resize, T.ToTensor(), T.Normalize(mean=list(mean), std=list(std))])
 
 
+def view_kind(kind: str, crop_scale: float = CROP_SCALE) -> str:
+    """The name of a train transform in the feature cache's key (Dassl's crops keep the plain name)."""
+    return kind if kind == "resize" or crop_scale == CROP_SCALE else f"{kind}-scale{crop_scale}"
+
+
 def backbone_transform(backbone, kind: str = "test", crop_scale: float = CROP_SCALE) -> T.Compose:
     """``test``, ``augment`` (crops of at least ``crop_scale`` of the area) or ``resize`` at the backbone's input
     size and normalisation."""

@@ -66,7 +66,7 @@ def fit_data(task, dataset, backbone, cfg, cache) -> FitData:
     """The :class:`FitData` of a run: features come from ``cache`` (a
     :class:`~vlprompt.engine.features.FeatureCache`) or, without one, are encoded on demand; each is computed
     once per run."""
-    from vlprompt.data.transforms import CROP_SCALE, backbone_transform
+    from vlprompt.data.transforms import CROP_SCALE, backbone_transform, view_kind
 
     data = cfg.data
     kind, items = data.train_transform, dataset.train
@@ -82,9 +82,7 @@ def fit_data(task, dataset, backbone, cfg, cache) -> FitData:
             view, crop_scale = 0, CROP_SCALE
         key = ("train", view, crop_scale)
         if key not in memo:
-            transform = backbone_transform(backbone, kind, crop_scale)
-            # the feature cache's transform key: Dassl's crops keep the plain name shared with trained runs
-            name = kind if crop_scale == CROP_SCALE else f"{kind}-scale{crop_scale}"
+            transform, name = backbone_transform(backbone, kind, crop_scale), view_kind(kind, crop_scale)
 
             def loader():
                 ds = fc.ViewDataset(items, transform, data.seed, [view] * len(items), skip)

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from vlprompt.capabilities import Capability
+from vlprompt.data.transforms import CROP_SCALE
 from vlprompt.methods.configs import LearnerConfig
 from vlprompt.registry import LEARNERS
 from vlprompt.task.types import LabelSpace
@@ -60,10 +61,12 @@ class PromptLearner(nn.Module):
     #: optional ``(self, data: FitData) -> dict`` of a trained learner, run before / after its epochs
     fit_before_training = None
     fit_after_training = None
-    #: persistent buffers whose shape the fit decides (re-shaped to the stored tensors when a run is loaded)
+    #: persistent buffers (or parameters) whose shape the fit decides (re-shaped to the stored tensors on loading)
     fitted_buffers: Tuple[str, ...] = ()
     #: buffers holding searched settings, which a converted reference file may lack (then: the configured values)
     fitted_settings: Tuple[str, ...] = ()
+    #: smallest area fraction of the training views' random resized crops (Dassl's; Tip-Adapter-F: 0.5)
+    crop_scale: float = CROP_SCALE
     #: ``gradient_hook(losses, grads)`` takes over the backward pass of every step (:mod:`vlprompt.engine.backward`)
     gradient_hook = None
 
@@ -133,7 +136,10 @@ class PromptLearner(nn.Module):
         for name in self.fitted_buffers:
             if name in tensors:
                 current = getattr(self, name)
-                self.register_buffer(name, current.new_zeros(tensors[name].shape))
+                if isinstance(current, nn.Parameter):
+                    setattr(self, name, nn.Parameter(current.new_zeros(tensors[name].shape)))
+                else:
+                    self.register_buffer(name, current.new_zeros(tensors[name].shape))
 
     # ---------------------------------------------------------------- prompt tensors
     def prompt_vectors(self) -> Dict[str, torch.Tensor]:

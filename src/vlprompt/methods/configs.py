@@ -307,6 +307,18 @@ TIP_CONFIGS = {
 TIP_SEARCH_SPLITS = ("val", "fewshot_val", "test")
 
 
+def tip_rules(section: str) -> tuple:
+    """Tip-Adapter's per-dataset configs (and ImageNet's template ensemble) as dataset rules of ``section``."""
+    return tuple(
+        rule(
+            [name],
+            {section: {"init_alpha": alpha, "beta_scale": beta_scale, "alpha_scale": alpha_scale}},
+            f"{TIP_REPO} configs/{name.replace('fgvc_aircraft', 'fgvc')}.yaml",
+        )
+        for name, (alpha, beta_scale, alpha_scale) in TIP_CONFIGS.items()
+    ) + (rule(["imagenet"], {section: {"templates": "ensemble"}}, f"{TIP_REPO} datasets/imagenet.py templates"),)
+
+
 @LEARNERS.register("tip_adapter", implementation="vlprompt.methods.tip_adapter:TipAdapter")
 @dataclass
 class TipAdapterConfig(LearnerConfig):
@@ -331,14 +343,7 @@ class TipAdapterConfig(LearnerConfig):
             f"{TIP_REPO}, main.py with configs/<dataset>.yaml",
         )
     }
-    dataset_rules = tuple(
-        rule(
-            [name],
-            {"tip_adapter": {"init_alpha": alpha, "beta_scale": beta_scale, "alpha_scale": alpha_scale}},
-            f"{TIP_REPO} configs/{name.replace('fgvc_aircraft', 'fgvc')}.yaml",
-        )
-        for name, (alpha, beta_scale, alpha_scale) in TIP_CONFIGS.items()
-    ) + (rule(["imagenet"], {"tip_adapter": {"templates": "ensemble"}}, f"{TIP_REPO} datasets/imagenet.py templates"),)
+    dataset_rules = tip_rules("tip_adapter")
 
     def __post_init__(self):
         section = self.section
@@ -350,3 +355,27 @@ class TipAdapterConfig(LearnerConfig):
             raise VLPromptError(f"unknown {section}.search_split {self.search_split!r}: use val, fewshot_val or test")
         if self.templates not in TEMPLATE_MODES:
             raise VLPromptError(f"unknown {section}.templates {self.templates!r}: use single or ensemble")
+
+
+#: Tip-Adapter-F's training (main.py ``run_tip_adapter_F``): AdamW(lr, eps=1e-4; torch's default weight decay
+#: 0.01) with CosineAnnealingLR over every iteration, batch 256, ``train_epoch`` epochs
+TIP_F_TRAIN = {
+    "batch_size": 256, "lr": 0.001, "epochs": 20, "optimizer": "adamw", "adam_eps": 1e-4, "weight_decay": 0.01,
+    "schedule": "step_cosine",
+}  # fmt: skip
+
+
+@LEARNERS.register("tip_adapter_f", implementation="vlprompt.methods.tip_adapter:TipAdapterF")
+@dataclass
+class TipAdapterFConfig(TipAdapterConfig):
+    section = "tip_adapter_f"
+
+    presets = {
+        "fewshot": Preset(
+            {"train": TIP_F_TRAIN, "tip_adapter_f": {"augment_views": 10, "crop_scale": 0.5, "search": True}},
+            f"{TIP_REPO}, main.py run_tip_adapter_F with configs/<dataset>.yaml (lr 0.001, train_epoch 20)",
+        )
+    }
+    dataset_rules = tip_rules("tip_adapter_f") + (
+        rule(["eurosat"], {"train": {"epochs": 100}}, f"{TIP_REPO} configs/eurosat.yaml (train_epoch 100)"),
+    )

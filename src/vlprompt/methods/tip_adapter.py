@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from vlprompt.capabilities import Capability
 from vlprompt.methods.base import LabelSpace, PromptLearner
-from vlprompt.methods.configs import TipAdapterConfig
+from vlprompt.methods.configs import TipAdapterConfig, TipAdapterFConfig
 from vlprompt.methods.prompts import hand_crafted_features
 
 #: the reference's fixed logit scale of the zero-shot term
@@ -67,6 +67,10 @@ class TipAdapter(PromptLearner):
         self.register_buffer("beta", torch.tensor(float(config.init_beta), device=device))
         self.register_buffer("alpha", torch.tensor(float(config.init_alpha), device=device))
         self.set_classnames(space)
+
+    @property
+    def crop_scale(self) -> float:
+        return self.config.crop_scale
 
     def set_classnames(self, space: LabelSpace) -> None:
         templates = [space.template]
@@ -140,10 +144,48 @@ class TipAdapter(PromptLearner):
         )
         return record
 
-    def fit(self, data) -> Dict[str, object]:
+    def fit_cache(self, data) -> Dict[str, object]:
+        """Build the cache unless ``--init-from`` gave one."""
         given = self.cache_keys.shape[1] > 0
         if given:
             data.log(f"cache of {self.cache_keys.shape[1]} items from --init-from kept")
         else:
             self.build_cache(data)
-        return {"cache_size": self.cache_keys.shape[1], "cache_from_init": given, **self.search(data)}
+        return {"cache_size": self.cache_keys.shape[1], "cache_from_init": given}
+
+    def fit(self, data) -> Dict[str, object]:
+        return {**self.fit_cache(data), **self.search(data)}
+
+
+class TipAdapterF(TipAdapter):
+    """Tip-Adapter-F (Sec. 3.2 of the paper; main.py ``run_tip_adapter_F``; config
+    :class:`~vlprompt.methods.configs.TipAdapterFConfig`): the cache is built as Tip-Adapter's before training
+    (``fit_before_training``); its keys — the only parameters — are then trained with cross-entropy on Eq. 6's
+    logits at ``init_beta`` / ``init_alpha`` (the fewshot preset: AdamW with eps 1e-4, cosine per step, batch 256,
+    20 epochs, views cropped at scale 0.5–1 as the reference's), and β/α are searched with the trained keys after
+    the last epoch (``fit_after_training``). The reference keeps the epoch with the best *test* accuracy; the last
+    epoch is kept here (README, "Differences from the reference code")."""
+
+    fitted = False
+
+    def __init__(self, backbone, config: TipAdapterFConfig, space: LabelSpace):
+        super().__init__(backbone, config, space)
+        self.cache_keys = torch.nn.Parameter(self._buffers.pop("cache_keys"))
+
+    def build_cache(self, data) -> None:
+        del self.cache_keys
+        self.register_buffer("cache_keys", torch.zeros(0, device=self.cache_values.device))
+        super().build_cache(data)
+        self.cache_keys = torch.nn.Parameter(self._buffers.pop("cache_keys"))
+
+    def logits(self, image_features, text_features):
+        if self.training and self.cache_applies:  # training: Eq. 6 at the initial beta and alpha
+            f = F.normalize(image_features.float(), dim=-1)
+            return self.tip_logits(f, self.config.init_beta, self.config.init_alpha)
+        return super().logits(image_features, text_features)
+
+    def fit_before_training(self, data) -> Dict[str, object]:
+        return self.fit_cache(data)
+
+    def fit_after_training(self, data) -> Dict[str, object]:
+        return self.search(data)
