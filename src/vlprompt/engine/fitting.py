@@ -14,7 +14,8 @@ Search splits (``FitData.split(name)``), every image under the test transform:
 
 * ``val`` — the label space's whole validation split (Tip-Adapter's dataset readers keep all of it);
 * ``fewshot_val`` — the few-shot validation sample (CoOp's ``min(K, 4)`` per class), as the run's dataset holds it;
-* ``test`` — the test split (Tip-Adapter's ImageNet script searches there; a parity option only).
+* ``test`` — the test split (Tip-Adapter's ImageNet script searches there; a parity option only);
+* ``train`` — the few-shot train items themselves, under the test transform (lpclip's training features).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from vlprompt.errors import VLPromptError
 log = logging.getLogger(__name__)
 
 FIT_FILE = "fit.json"
-#: search splits a fitted learner may ask for (see the module doc)
-SEARCH_SPLITS = ("val", "fewshot_val", "test")
+#: splits a fitted learner may ask for under the test transform (see the module doc)
+SEARCH_SPLITS = ("val", "fewshot_val", "test", "train")
 
 Features = Tuple[torch.Tensor, torch.Tensor]
 
@@ -121,8 +122,8 @@ def search_items(dataset, data, name: str) -> List:
     """The items of search split ``name`` for a run on ``dataset`` (configured by ``data``)."""
     if name == "fewshot_val":
         items = dataset.val
-    elif name == "test":
-        items = dataset.test
+    elif name in ("test", "train"):
+        items = dataset.split(name)
     else:
         from vlprompt.data import build_dataset
 

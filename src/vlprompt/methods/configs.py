@@ -379,3 +379,40 @@ class TipAdapterFConfig(TipAdapterConfig):
     dataset_rules = tip_rules("tip_adapter_f") + (
         rule(["eurosat"], {"train": {"epochs": 100}}, f"{TIP_REPO} configs/eurosat.yaml (train_epoch 100)"),
     )
+
+
+LPCLIP = "the CoOp repository's lpclip/linear_probe.py (Zhou et al., IJCV 2022; CLIP's linear probe, Radford et al.)"
+
+
+@LEARNERS.register("linear_probe", implementation="vlprompt.methods.linear_probe:LinearProbe")
+@dataclass
+class LinearProbeConfig(LearnerConfig):
+    solver: str = setting(
+        "sklearn", "sklearn: scikit-learn's lbfgs as lpclip calls it (vlprompt[probe]); torch: L-BFGS"
+    )
+    grid: str = setting("1e6,1e4,1e2,1,1e-2,1e-4,1e-6", "comma-separated C values of the initial search")
+    steps: int = setting(8, "bisection rounds in log10(C) around the grid's best (0: the grid's best)")
+    max_iter: int = setting(1000, "solver iterations per fit")
+    search_split: str = setting("fewshot_val", "fewshot_val: min(K, 4) val images per class (lpclip); val: all")
+
+    presets = {"fewshot": Preset({"linear_probe": {"steps": 8}}, f"{LPCLIP}, --num_step 8")}
+
+    @property
+    def c_grid(self) -> list:
+        """The C values of ``grid`` (a one-line error for a bad list)."""
+        try:
+            values = [float(v) for v in self.grid.split(",")]
+        except ValueError:
+            values = []
+        if not values or not all(v > 0 for v in values):
+            raise VLPromptError(f"linear_probe.grid {self.grid!r}: give positive C values separated by commas")
+        return values
+
+    def __post_init__(self):
+        self.c_grid  # noqa: B018  (validates the grid)
+        if self.solver not in ("sklearn", "torch"):
+            raise VLPromptError(f"unknown linear_probe.solver {self.solver!r}: use sklearn or torch")
+        require_at_least("linear_probe", 0, steps=self.steps)
+        require_at_least("linear_probe", 1, max_iter=self.max_iter)
+        if self.search_split not in ("val", "fewshot_val"):
+            raise VLPromptError(f"unknown linear_probe.search_split {self.search_split!r}: use fewshot_val or val")
