@@ -9,7 +9,12 @@ from types import ModuleType
 from vlprompt.errors import VLPromptError
 
 #: module -> the extra that installs it
-EXTRAS = {"matplotlib": "plot", "submitit": "slurm", "torch.utils.tensorboard": "tensorboard", "sklearn.linear_model": "probe"}
+EXTRAS = {
+    "matplotlib": "plot",
+    "submitit": "slurm",
+    "torch.utils.tensorboard": "tensorboard",
+    "sklearn.linear_model": "probe",
+}
 #: module -> the missing package, where it is not the module's top-level name
 PACKAGES = {"torch.utils.tensorboard": "tensorboard", "sklearn.linear_model": "scikit-learn"}
 
