@@ -9,7 +9,7 @@ Objective (scikit-learn's ``LogisticRegression(penalty="l2", C)``, the intercept
   turned into the equivalent ``[0, w]`` rows;
 * ``torch`` — the same objective (divided by ``C · n``) minimised by ``torch.optim.LBFGS`` with a strong-Wolfe line
   search, warm-started from the previous C of the search, in float64: the same optimum (the objective is strictly
-  convex in W), much faster for many classes (``benchmarks/bench_linear_probe.py``).
+  convex in W), converged further than scikit-learn's tolerance (slower on a CPU: ``benchmarks/bench_linear_probe.py``).
 
 Search (:func:`search_c`, lpclip's): fit every C of ``grid`` and keep the first with the best validation accuracy
 C*; then ``steps`` rounds of a bisection in log10 space between ``C*/10`` and ``10 C*``: fit both ends, keep the
