@@ -9,9 +9,14 @@ from types import ModuleType
 from vlprompt.errors import VLPromptError
 
 #: module -> the extra that installs it
-EXTRAS = {"matplotlib": "plot", "submitit": "slurm", "torch.utils.tensorboard": "tensorboard"}
+EXTRAS = {
+    "matplotlib": "plot",
+    "submitit": "slurm",
+    "torch.utils.tensorboard": "tensorboard",
+    "sklearn.linear_model": "probe",
+}
 #: module -> the missing package, where it is not the module's top-level name
-PACKAGES = {"torch.utils.tensorboard": "tensorboard"}
+PACKAGES = {"torch.utils.tensorboard": "tensorboard", "sklearn.linear_model": "scikit-learn"}
 
 
 def available(module: str) -> bool:

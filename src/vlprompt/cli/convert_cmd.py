@@ -19,9 +19,10 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--from",
         dest="source_format",
-        choices=["dassl", "clip-lora"],
+        choices=["dassl", "clip-lora", "tip-adapter"],
         default="dassl",
-        help="checkpoint format: dassl (default) | clip-lora (CLIP-LoRA's lora_weights.pt)",
+        help="checkpoint format: dassl (default) | clip-lora (CLIP-LoRA's lora_weights.pt) | tip-adapter "
+        "(Tip-Adapter's cache folder: keys_Kshots.pt + values_Kshots.pt)",
     )
     p.add_argument(
         "--method", default=None, help="the method the checkpoint holds (default: inferred from the tensor names)"
@@ -59,6 +60,7 @@ def run(args) -> int:
         preset=args.preset,
         overrides=args.set or [],
         check_frozen_tensors=not args.skip_frozen_check,
+        source_format=args.source_format,
         **backbone_options(args),
         **data_options(args),
     )

@@ -72,6 +72,7 @@ def read_initial_tensors(source, method: str, trust_pickle: bool = False) -> Dic
 def load_initial_values(task, source, trust_pickle: bool = False) -> InitialValues:
     """Set ``task``'s starting values from ``source``; one-line errors for unknown names and wrong shapes."""
     tensors = read_initial_tensors(source, task.method, trust_pickle)
+    task.shape_fitted_buffers(tensors)  # a fitted learner's cache takes the given size
     own = task.release_state_dict()
     unknown = [name for name in tensors if name not in own]
     if unknown:

@@ -33,7 +33,8 @@ MaPLe (Khattak et al., CVPR 2023) ``ctx``, ``proj`` (V_0 = proj(P_0)), ``compoun
 ``film_lp_img`` / ``film_lp_text`` (FiLM scale and bias) and ``linear_probe_proj`` (the base-class head;
 absent for runs that did not train one); RESTORE (Yang et al., ECCV 2024, released ``MaPLe_FSA``)
 ``text_adapter`` / ``visual_adapter`` (the Feature Calibrators: ``post_ln``, ``FFN.0``, ``FFN.2``) and
-``text_cali_ratio`` / ``vis_cali_ratio``.
+``text_cali_ratio`` / ``vis_cali_ratio``; CLIP-Adapter (Gao et al., IJCV 2023) ``fc.0.weight`` / ``fc.2.weight``
+(the adapter's two linear layers); Tip-Adapter (Zhang et al., ECCV 2022) ``cache_keys`` / ``cache_values``.
 """
 
 from __future__ import annotations
@@ -178,6 +179,19 @@ def restore_initial_grams(tensors: Dict[str, torch.Tensor]) -> Dict[str, torch.T
     return {"addons.restore.init_gram_t": stack(grams_t), "addons.restore.init_gram_v": stack(grams_v)}
 
 
+#: CLIP-Adapter's trainer registers the adapter module alone: ``fc.0`` / ``fc.2`` of its ``nn.Sequential``
+CLIP_ADAPTER = (
+    Rule("fc.0.weight", "learner.adapter.0.weight", required=True),
+    Rule("fc.2.weight", "learner.adapter.2.weight", required=True),
+)
+
+#: Tip-Adapter's cache (``build_cache_model``; :mod:`vlprompt.convert.tip_adapter`), in the reference's layout
+TIP_ADAPTER = (
+    Rule("cache_keys", "learner.cache_keys", required=True),
+    Rule("cache_values", "learner.cache_values", required=True),
+)
+
+
 #: vlprompt method -> the reference trainer that saves its tensors
 TRAINERS: Dict[str, Trainer] = {
     "coop": Trainer("CoOp", _table(CTX)),
@@ -200,6 +214,8 @@ TRAINERS: Dict[str, Trainer] = {
     "coop+prograd": Trainer("ProGrad", _table(CTX)),
     # TCP's textual knowledge embedding has CoCoOp's meta-net names (linear2: 4·ctx_dim outputs, not ctx_dim)
     "tcp": Trainer("TCP", _table(CTX, *COCOOP_META)),
+    "clip_adapter": Trainer("CLIP_Adapter", _table(*CLIP_ADAPTER)),
+    "tip_adapter": Trainer("Tip-Adapter", TIP_ADAPTER),
 }
 
 
@@ -254,6 +270,10 @@ def infer_method(state_dict: Mapping[str, torch.Tensor]) -> str:
         base = "kgcoop"
     elif has(r"^(prompt_learner\.)?ctx$"):
         base = "coop"
+    elif has(r"^fc\.0\.weight$"):
+        base = "clip_adapter"
+    elif has(r"^cache_keys$"):
+        base = "tip_adapter"
     else:
         raise VLPromptError(
             f"cannot tell the method from the tensor names ({', '.join(names[:_SHOWN])}, ...); pass --method"

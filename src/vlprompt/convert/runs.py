@@ -66,6 +66,7 @@ SHAPE_SETTINGS: Dict[str, Tuple[Tuple[str, str, Reader, Any], ...]] = {
     "ivlp": _TEXT + _VISION,
     "vpt": _VISION,
     "maple": (("n_ctx", "learner.ctx", _VECTORS, None), ("depth", "learner.text_deep", _DEPTH, 1)),
+    "clip_adapter": (("reduction", "learner.adapter.0.weight", lambda t: t.shape[1] // t.shape[0], None),),
 }
 #: reference trainer -> settings it implies
 TRAINER_SETTINGS: Dict[str, Dict[Tuple[str, str], Any]] = {"MaPLe_FSA": {("restore", "formulation"): "code"}}
@@ -244,7 +245,10 @@ def _load_checked(task, tensors: Dict[str, torch.Tensor], source: Path, space_si
     """Load the converted tensors; a class-dependent tensor sized for another label space names the data flags."""
     from vlprompt.engine.weights import load_into
 
+    task.shape_fitted_buffers(tensors)
     own = task.release_state_dict()
+    for name in task.learner.fitted_settings:  # not saved by the reference: the configured values
+        tensors.setdefault(f"learner.{name}", own[f"learner.{name}"])
     wrong = [k for k in own if k in tensors and tuple(tensors[k].shape) != tuple(own[k].shape)]
     if any(space_size in own[k].shape for k in wrong):
         shapes = "; ".join(f"{k} {list(tensors[k].shape)} (here {list(own[k].shape)})" for k in wrong[:_SHOWN])
@@ -279,6 +283,7 @@ def convert_checkpoint(
     overrides: Sequence[str] = (),
     check_frozen_tensors: bool = True,
     quiet: bool = False,
+    source_format: str = "dassl",
     **options: Any,
 ) -> Conversion:
     """Convert the reference checkpoint ``checkpoint`` (a ``model.pth.tar-N`` file, its module folder or its
@@ -287,17 +292,23 @@ def convert_checkpoint(
     ``method`` (inferred from the tensor names when None), ``dataset``, ``protocol``, ``preset``, ``overrides``
     (``--set``) and ``options`` (the data and backbone fields of :func:`~vlprompt.config.make_config`:
     ``data_root``, ``split_file``, ``subsample``, ``backbone``, ``pretrained``, ``trust_pickle``, ...) are those
-    of ``vlprompt train``; ``trust_pickle`` also applies to the checkpoint.
+    of ``vlprompt train``; ``trust_pickle`` also applies to the checkpoint. ``source_format`` ``tip-adapter``: a
+    Tip-Adapter cache folder (:mod:`vlprompt.convert.tip_adapter`) instead of a Dassl checkpoint.
     """
     from vlprompt.config import make_config
     from vlprompt.convert.dassl import read_reference_checkpoint
     from vlprompt.convert.keymap import TRAINERS, infer_method, to_vlprompt
+    from vlprompt.convert.tip_adapter import FORMAT as TIP_FORMAT
+    from vlprompt.convert.tip_adapter import read_tip_cache
     from vlprompt.engine.labels import label_space
     from vlprompt.pipeline.build import build_task
     from vlprompt.pipeline.loading import load_backbone, load_data
     from vlprompt.task.composition import parse_method
 
-    ref = read_reference_checkpoint(checkpoint, trust_pickle=bool(options.get("trust_pickle")))
+    if source_format == TIP_FORMAT:
+        ref = read_tip_cache(checkpoint, options.get("shots"))
+    else:
+        ref = read_reference_checkpoint(checkpoint, trust_pickle=bool(options.get("trust_pickle")))
     method = method or infer_method(ref.state_dict)
     converted = to_vlprompt(method, ref.state_dict)
     trainer = TRAINERS[converted.method].name

@@ -24,14 +24,23 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+#: the smallest crop area fraction of Dassl's random resized crop (Tip-Adapter's cache views use 0.5)
+CROP_SCALE = 0.08
+
+
 def build_transform(
-    train: bool, image_size: int = 224, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD
+    train: bool,
+    image_size: int = 224,
+    mean: Sequence[float] = CLIP_MEAN,
+    std: Sequence[float] = CLIP_STD,
+    crop_scale: float = CROP_SCALE,
 ) -> T.Compose:
-    """The train or test transform for square ``image_size`` inputs (see module doc)."""
+    """The train or test transform for square ``image_size`` inputs (see module doc); ``crop_scale``: the
+    smallest area fraction of the train crop."""
     bicubic = InterpolationMode.BICUBIC
     if train:
         geometry = [
-            T.RandomResizedCrop(image_size, scale=(0.08, 1.0), interpolation=bicubic),
+            T.RandomResizedCrop(image_size, scale=(crop_scale, 1.0), interpolation=bicubic),
             T.RandomHorizontalFlip(p=0.5),
         ]
     else:
@@ -47,9 +56,15 @@ def resize_transform(
     return T.Compose([to_viewer_rgb, resize, T.ToTensor(), T.Normalize(mean=list(mean), std=list(std))])
 
 
-def backbone_transform(backbone, kind: str = "test") -> T.Compose:
-    """``test``, ``augment`` or ``resize`` at the backbone's input size and normalisation."""
+def view_kind(kind: str, crop_scale: float = CROP_SCALE) -> str:
+    """The name of a train transform in the feature cache's key (Dassl's crops keep the plain name)."""
+    return kind if kind == "resize" or crop_scale == CROP_SCALE else f"{kind}-scale{crop_scale}"
+
+
+def backbone_transform(backbone, kind: str = "test", crop_scale: float = CROP_SCALE) -> T.Compose:
+    """``test``, ``augment`` (crops of at least ``crop_scale`` of the area) or ``resize`` at the backbone's input
+    size and normalisation."""
     size, mean, std = backbone.image_size, backbone.image_mean, backbone.image_std
     if kind == "resize":
         return resize_transform(size, mean, std)
-    return build_transform(kind == "augment", size, mean, std)
+    return build_transform(kind == "augment", size, mean, std, crop_scale)

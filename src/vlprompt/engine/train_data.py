@@ -3,7 +3,8 @@
 * **Order** (``data.train_order``): ``random`` — a fresh permutation of the few-shot train items every epoch (the
   references' ``RandomSampler``); ``sequential`` — the stored few-shot order (parity checks). The last partial
   batch is dropped only when the split holds at least one full batch (Dassl's ``drop_last`` rule).
-* **Images** (``data.train_transform``): ``augment`` — random resized crop + flip, a fresh view of every image in
+* **Images** (``data.train_transform``): ``augment`` — random resized crop (at least the learner's ``crop_scale``
+  of the area: Dassl's 0.08, Tip-Adapter-F's 0.5) + flip, a fresh view of every image in
   every epoch (epoch ``e`` = view ``e``, :mod:`vlprompt.engine.features`); ``resize`` — the references'
   deterministic path (parity checks). ``train.feature_pool`` N > 0 is a speed option: each epoch draws, per image,
   one of N cached views instead of a fresh one (the demo's choice; its effect is measured in BENCHMARKS.md).
@@ -56,10 +57,11 @@ def epoch_views(n: int, epoch: int, kind: str, pool: int, generator: torch.Gener
 
 def train_stream(task, items, backbone, train_cfg, data_cfg, cache) -> TrainData:
     """Batches of the few-shot ``items`` for ``task`` (see the module doc)."""
-    from vlprompt.data.transforms import backbone_transform
+    from vlprompt.data.transforms import backbone_transform, view_kind
 
     kind, order, seed = data_cfg.train_transform, data_cfg.train_order, data_cfg.seed
-    transform = backbone_transform(backbone, kind)
+    crop_scale = task.learner.crop_scale
+    transform, cache_kind = backbone_transform(backbone, kind, crop_scale), view_kind(kind, crop_scale)
     bs, pool, n = train_cfg.batch_size, train_cfg.feature_pool, len(items)
 
     def view_loader(views, batch_sampler=None):
@@ -83,7 +85,7 @@ def train_stream(task, items, backbone, train_cfg, data_cfg, cache) -> TrainData
     def view(v: int) -> dict:
         if v not in loaded:
             loaded[v] = cache.train_view(
-                items, kind, seed, v, lambda: view_loader(torch.full((n,), v)), data_cfg.skip_corrupt
+                items, cache_kind, seed, v, lambda: view_loader(torch.full((n,), v)), data_cfg.skip_corrupt
             )
         return loaded[v]
 

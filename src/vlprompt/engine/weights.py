@@ -56,6 +56,7 @@ def require_finite(tensors: Dict[str, torch.Tensor], source, fix: str) -> None:
 
 def load_into(task, tensors: Dict[str, torch.Tensor], source: Path) -> None:
     """Load release tensors into ``task``; a missing, unexpected or mis-shaped tensor is a one-line error."""
+    task.shape_fitted_buffers(tensors)
     own = task.release_state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))

@@ -15,7 +15,16 @@ reason.
 **Extension points.** :meth:`PromptLearner.block_wrappers` puts
 :class:`~vlprompt.backbones.blocks.BlockWrapper` modules inside the frozen towers (honoured by every tower loop);
 :meth:`PromptLearner.feature_cache_blocker` declares why image features cannot be cached (image prompts and vision
-wrappers already count).
+wrappers already count). :meth:`PromptLearner.adapt_image_features` transforms the (possibly cached) frozen image
+features (CLIP-Adapter) and :meth:`PromptLearner.logits` may replace the backbone's logits (Tip-Adapter's cache).
+
+**Fitted learners** (:mod:`vlprompt.engine.fitting`). A learner with ``fitted = True`` is fitted, not trained:
+``vlprompt train`` calls :meth:`PromptLearner.fit` with the frozen features of the few-shot items and of the
+search split (:class:`~vlprompt.engine.fitting.FitData`) instead of running epochs, records what it returns
+(``fit.json``, results.json ``fit``) and then saves and evaluates the run as any other. A trained learner may
+define ``fit_before_training`` / ``fit_after_training`` (same signature) to be fitted around its epochs
+(Tip-Adapter-F: the cache, then the α/β search). Tensors whose shape the fit decides (a cache of N items) are
+listed in ``fitted_buffers`` and take the stored shape when a run is loaded.
 
 Add-ons reach learner internals only through the methods declared here: :meth:`prompt_vectors`,
 :meth:`override` / :meth:`param`, :meth:`input_text_prompts` and :meth:`deep_prompt_pairs`.
@@ -30,6 +39,7 @@ import torch
 from torch import nn
 
 from vlprompt.capabilities import Capability
+from vlprompt.data.transforms import CROP_SCALE
 from vlprompt.methods.configs import LearnerConfig
 from vlprompt.registry import LEARNERS
 from vlprompt.task.types import LabelSpace
@@ -46,6 +56,17 @@ class PromptLearner(nn.Module):
     #: False when the reference trainer runs the method in fp32 even in its fp16 mode (VPT): ``--precision fp16``
     #: then keeps the whole run in fp32
     half_precision: bool = True
+    #: True when :meth:`fit` replaces the training epochs (training-free or closed-form learners)
+    fitted: bool = False
+    #: optional ``(self, data: FitData) -> dict`` of a trained learner, run before / after its epochs
+    fit_before_training = None
+    fit_after_training = None
+    #: persistent buffers (or parameters) whose shape the fit decides (re-shaped to the stored tensors on loading)
+    fitted_buffers: Tuple[str, ...] = ()
+    #: buffers holding searched settings, which a converted reference file may lack (then: the configured values)
+    fitted_settings: Tuple[str, ...] = ()
+    #: smallest area fraction of the training views' random resized crops (Dassl's; Tip-Adapter-F: 0.5)
+    crop_scale: float = CROP_SCALE
     #: ``gradient_hook(losses, grads)`` takes over the backward pass of every step (:mod:`vlprompt.engine.backward`)
     gradient_hook = None
 
@@ -95,6 +116,30 @@ class PromptLearner(nn.Module):
     def text_features(self, image_features: Optional[torch.Tensor] = None, hook=None) -> torch.Tensor:
         """Unnormalised text features ``[K, E]`` (or ``[B, K, E]`` for image-conditioned learners)."""
         raise NotImplementedError
+
+    def adapt_image_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The image features the task uses, from the tower's (or the cache's) frozen ones; identity by default."""
+        return features
+
+    def logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+        """Class logits of the features; the backbone's own (``exp(s) · cos``) by default."""
+        return self.backbone.logits(image_features, text_features)
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, data) -> Dict[str, object]:
+        """Fit a ``fitted`` learner from :class:`~vlprompt.engine.fitting.FitData`; returns the record of the fit
+        (the searched settings, their validation scores), written to ``fit.json``."""
+        raise NotImplementedError
+
+    def shape_fitted_buffers(self, tensors: Dict[str, torch.Tensor]) -> None:
+        """Give each of :attr:`fitted_buffers` the shape of its stored tensor (keys relative to the learner)."""
+        for name in self.fitted_buffers:
+            if name in tensors:
+                current = getattr(self, name)
+                if isinstance(current, nn.Parameter):
+                    setattr(self, name, nn.Parameter(current.new_zeros(tensors[name].shape)))
+                else:
+                    self.register_buffer(name, current.new_zeros(tensors[name].shape))
 
     # ---------------------------------------------------------------- prompt tensors
     def prompt_vectors(self) -> Dict[str, torch.Tensor]:

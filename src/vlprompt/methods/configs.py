@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from vlprompt.errors import VLPromptError
 from vlprompt.presets import Preset, rule
 from vlprompt.registry import LEARNERS
-from vlprompt.settings import AT_LEAST_0, AT_LEAST_1, FINITE, POSITIVE, setting
+from vlprompt.settings import AT_LEAST_0, AT_LEAST_1, FINITE, POSITIVE, UNIT, Bounds, setting
 
 #: the init phrase of CoOp-family and deep-prompting context vectors
 INIT_WORDS = "a photo of a"
@@ -406,3 +406,164 @@ class ZeroShotConfig(LearnerConfig):
     def __post_init__(self):
         if self.templates not in TEMPLATE_MODES:
             raise VLPromptError(f"unknown --templates {self.templates!r}: use single or ensemble")
+
+
+# ------------------------------------------------------------------------------------------ few-shot baselines
+CLIP_ADAPTER_TOWERS = ("image", "text", "both")
+CLIP_ADAPTER_SOURCE = "CLIP-Adapter (Gao et al., IJCV 2023), whose README runs clip_adapter.py with CoOp's commands"
+
+
+@LEARNERS.register("clip_adapter", implementation="vlprompt.methods.clip_adapter:CLIPAdapter")
+@dataclass
+class CLIPAdapterConfig(LearnerConfig):
+    reduction: int = setting(4, "bottleneck reduction r of the adapter (E -> E/r -> E)", bounds=AT_LEAST_1)
+    ratio: float = setting(0.2, "residual ratio α: f' = α · A(f) + (1 - α) · f", bounds=UNIT)
+    towers: str = setting(
+        "image", "image: the adapter on the image features (the released trainer); text / both: the paper's variants"
+    )
+
+    presets = {
+        "fewshot": Preset(
+            {"train": _train(32, 0.002, FEWSHOT_EPOCHS), "clip_adapter": {"reduction": 4, "ratio": 0.2}},
+            f"{CLIP_ADAPTER_SOURCE} (CoOp few-shot configs rn50_ep50/ep100/rn50)",
+        ),
+        "b2n": Preset(
+            {"train": _train(32, 0.002, 50), "clip_adapter": {"reduction": 4, "ratio": 0.2}},
+            f"{CLIP_ADAPTER_SOURCE} (CoOp config vit_b16_ep50)",
+        ),
+    }
+    dataset_rules = (rule(["imagenet"], {"train": {"epochs": 50}}, "CoOp *_ep50 configs for ImageNet", ["fewshot"]),)
+
+    def __post_init__(self):
+        if self.towers not in CLIP_ADAPTER_TOWERS:
+            raise VLPromptError(f"unknown clip_adapter.towers {self.towers!r}: use {', '.join(CLIP_ADAPTER_TOWERS)}")
+
+
+TIP_REPO = "Tip-Adapter (Zhang et al., ECCV 2022), gaopengcuhk/Tip-Adapter"
+#: configs/<dataset>.yaml of Tip-Adapter: (init_alpha, search_scale [beta, alpha]); init_beta 1, search_step
+#: [200, 20] and augment_epoch 10 everywhere
+TIP_CONFIGS = {
+    "caltech101": (3.0, 12.0, 5.0),
+    "dtd": (2.0, 13.0, 13.0),
+    "eurosat": (2.0, 12.0, 10.0),
+    "fgvc_aircraft": (5.0, 30.0, 30.0),
+    "food101": (1.17, 10.0, 10.0),
+    "imagenet": (1.17, 7.0, 3.0),
+    "oxford_flowers": (10.0, 50.0, 50.0),
+    "oxford_pets": (1.17, 7.0, 3.0),
+    "stanford_cars": (3.0, 20.0, 10.0),
+    "sun397": (1.17, 12.0, 10.0),
+    "ucf101": (3.0, 7.0, 3.0),
+}
+TIP_SEARCH_SPLITS = ("val", "fewshot_val", "test")
+
+
+def tip_rules(section: str) -> tuple:
+    """Tip-Adapter's per-dataset configs (and ImageNet's template ensemble) as dataset rules of ``section``."""
+    return tuple(
+        rule(
+            [name],
+            {section: {"init_alpha": alpha, "beta_scale": beta_scale, "alpha_scale": alpha_scale}},
+            f"{TIP_REPO} configs/{name.replace('fgvc_aircraft', 'fgvc')}.yaml",
+        )
+        for name, (alpha, beta_scale, alpha_scale) in TIP_CONFIGS.items()
+    ) + (rule(["imagenet"], {section: {"templates": "ensemble"}}, f"{TIP_REPO} datasets/imagenet.py templates"),)
+
+
+@LEARNERS.register("tip_adapter", implementation="vlprompt.methods.tip_adapter:TipAdapter")
+@dataclass
+class TipAdapterConfig(LearnerConfig):
+    section = "tip_adapter"  # the --set section named in errors (not a field)
+    augment_views: int = setting(
+        10, "augmented views of the few-shot images averaged into the cache keys", bounds=AT_LEAST_1
+    )
+    crop_scale: float = setting(
+        0.5, "smallest area fraction of the cache views' random resized crops", bounds=Bounds(0, 1, open_low=True)
+    )
+    init_beta: float = setting(1.0, "β reported before the search (and used when search=false)")
+    init_alpha: float = setting(2.0, "α reported before the search (and used when search=false)")
+    search: bool = setting(True, "search β and α on search_split (the reference's grid)")
+    beta_scale: float = setting(13.0, "the β grid's end: β_i = i · (scale − 0.1) / steps + 0.1")
+    alpha_scale: float = setting(13.0, "the α grid's end")
+    beta_steps: int = setting(200, "β grid points", bounds=AT_LEAST_1)
+    alpha_steps: int = setting(20, "α grid points", bounds=AT_LEAST_1)
+    search_split: str = setting(
+        "val", "val: the label space's whole val split (the reference); fewshot_val: the few-shot val; test"
+    )
+    templates: str = setting("single", "single: the dataset's template; ensemble: CoOp's 7 templates (+ it)")
+
+    presets = {
+        "fewshot": Preset(
+            {"tip_adapter": {"augment_views": 10, "crop_scale": 0.5, "search": True}},
+            f"{TIP_REPO}, main.py with configs/<dataset>.yaml",
+        )
+    }
+    dataset_rules = tip_rules("tip_adapter")
+
+    def __post_init__(self):
+        section = self.section
+        if self.search_split not in TIP_SEARCH_SPLITS:
+            raise VLPromptError(f"unknown {section}.search_split {self.search_split!r}: use val, fewshot_val or test")
+        if self.templates not in TEMPLATE_MODES:
+            raise VLPromptError(f"unknown {section}.templates {self.templates!r}: use single or ensemble")
+
+
+#: Tip-Adapter-F's training (main.py ``run_tip_adapter_F``): AdamW(lr, eps=1e-4; torch's default weight decay
+#: 0.01) with CosineAnnealingLR over every iteration, batch 256, ``train_epoch`` epochs
+TIP_F_TRAIN = {
+    "batch_size": 256, "lr": 0.001, "epochs": 20, "optimizer": "adamw", "adam_eps": 1e-4, "weight_decay": 0.01,
+    "schedule": "step_cosine",
+}  # fmt: skip
+
+
+@LEARNERS.register("tip_adapter_f", implementation="vlprompt.methods.tip_adapter:TipAdapterF")
+@dataclass
+class TipAdapterFConfig(TipAdapterConfig):
+    section = "tip_adapter_f"
+
+    presets = {
+        "fewshot": Preset(
+            {"train": TIP_F_TRAIN, "tip_adapter_f": {"augment_views": 10, "crop_scale": 0.5, "search": True}},
+            f"{TIP_REPO}, main.py run_tip_adapter_F with configs/<dataset>.yaml (lr 0.001, train_epoch 20)",
+        )
+    }
+    dataset_rules = tip_rules("tip_adapter_f") + (
+        rule(["eurosat"], {"train": {"epochs": 100}}, f"{TIP_REPO} configs/eurosat.yaml (train_epoch 100)"),
+    )
+
+
+LPCLIP = "the CoOp repository's lpclip/linear_probe.py (Zhou et al., IJCV 2022; CLIP's linear probe, Radford et al.)"
+
+
+@LEARNERS.register("linear_probe", implementation="vlprompt.methods.linear_probe:LinearProbe")
+@dataclass
+class LinearProbeConfig(LearnerConfig):
+    solver: str = setting(
+        "sklearn", "sklearn: scikit-learn's lbfgs as lpclip calls it (vlprompt[probe]); torch: L-BFGS"
+    )
+    grid: str = setting("1e6,1e4,1e2,1,1e-2,1e-4,1e-6", "comma-separated C values of the initial search")
+    steps: int = setting(
+        8, "bisection rounds in log10(C) around the grid's best (0: the grid's best)", bounds=AT_LEAST_0
+    )
+    max_iter: int = setting(1000, "solver iterations per fit", bounds=AT_LEAST_1)
+    search_split: str = setting("fewshot_val", "fewshot_val: min(K, 4) val images per class (lpclip); val: all")
+
+    presets = {"fewshot": Preset({"linear_probe": {"steps": 8}}, f"{LPCLIP}, --num_step 8")}
+
+    @property
+    def c_grid(self) -> list:
+        """The C values of ``grid`` (a one-line error for a bad list)."""
+        try:
+            values = [float(v) for v in self.grid.split(",")]
+        except ValueError:
+            values = []
+        if not values or not all(v > 0 for v in values):
+            raise VLPromptError(f"linear_probe.grid {self.grid!r}: give positive C values separated by commas")
+        return values
+
+    def __post_init__(self):
+        self.c_grid  # noqa: B018  (validates the grid)
+        if self.solver not in ("sklearn", "torch"):
+            raise VLPromptError(f"unknown linear_probe.solver {self.solver!r}: use sklearn or torch")
+        if self.search_split not in ("val", "fewshot_val"):
+            raise VLPromptError(f"unknown linear_probe.search_split {self.search_split!r}: use fewshot_val or val")

@@ -75,6 +75,7 @@ def _train(cfg: RunConfig, out: Path, identity, dataset, quiet: bool, save_logit
     from vlprompt.engine import distributed
     from vlprompt.engine import features as fc
     from vlprompt.engine.evaluation import evaluate as run_evaluation
+    from vlprompt.engine.fitting import train_or_fit
     from vlprompt.engine.precision import resolve_precision
     from vlprompt.engine.train_data import train_stream
     from vlprompt.engine.trainer import RESUME_FILE, seed_everything
@@ -115,17 +116,17 @@ def _train(cfg: RunConfig, out: Path, identity, dataset, quiet: bool, save_logit
             return {"accuracy": evaluation.metrics["accuracy"]}
 
         start = time.time()
-        history = run_training(
+        fitted = train_or_fit(task, dataset, backbone, cfg, run, cache, lambda: run_training(
             task, stream, cfg.train, run, data.seed, backbone.device, periodic_eval, progress=not quiet,
             on_epoch=board.epoch if board is not None else None,
-        )  # fmt: skip
+        ))  # fmt: skip
         train_time = time.time() - start
         if main:
             save_weights(run.path, task, weights_meta(cfg, task, backbone, space))
         evaluation = run_evaluation(
             task, dataset.test, backbone, cfg.train, cache, data.num_workers, data.skip_corrupt, progress=not quiet
         )
-        extra = {"label_space": "seen", "epochs": len(history), "train_time_s": round(train_time, 2)}
+        extra = {"label_space": "seen", **fitted, "train_time_s": round(train_time, 2)}
         if cfg.protocol:
             extra["protocol"] = cfg.protocol
         results = make_results(evaluation, dataset, data, cfg.method, backbone, extra)

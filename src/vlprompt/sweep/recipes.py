@@ -33,6 +33,8 @@ RESTORE_PAPER = "RESTORE (Yang et al., ECCV 2024)"
 PROGRAD_PAPER = "ProGrad (Zhu et al., ICCV 2023)"
 TCP_PAPER = "TCP (Yao et al., CVPR 2024)"
 CLIP_LORA_PAPER = "CLIP-LoRA (Zanella & Ben Ayed, CVPRW 2024)"
+CLIP_ADAPTER_PAPER = "CLIP-Adapter (Gao et al., IJCV 2023)"
+TIP_ADAPTER_PAPER = "Tip-Adapter (Zhang et al., ECCV 2022)"
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,30 @@ RECIPES: Dict[str, Recipe] = {
             "b2n",
             ("maple+restore",),
             note="released-code formulation (MaPLe_FSA), 10 epochs",
+        ),
+        Recipe(
+            "clip-adapter-fewshot",
+            CLIP_ADAPTER_PAPER,
+            "fewshot",
+            ("zeroshot", "clip_adapter"),
+            backbone=RN50,
+            note="released trainer (image adapter, reduction 4, ratio 0.2) with CoOp's few-shot configs",
+        ),
+        Recipe(
+            "tip-adapter-fewshot",
+            TIP_ADAPTER_PAPER,
+            "fewshot",
+            ("zeroshot", "tip_adapter", "tip_adapter_f"),
+            backbone=RN50,
+            note="configs/<dataset>.yaml search grids; beta/alpha searched on the val split",
+        ),
+        Recipe(
+            "linear-probe-fewshot",
+            COOP_PAPER,
+            "fewshot",
+            ("zeroshot", "linear_probe"),
+            backbone=RN50,
+            note="lpclip: logistic regression, C searched on the few-shot val (needs vlprompt[probe])",
         ),
         Recipe(
             "restore-xd",

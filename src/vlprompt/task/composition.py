@@ -4,7 +4,7 @@
 are aliases of ``coop+kg`` and ``ivlp+src``; an add-on may imply others (``src`` implies ``gpa``: PromptSRC is
 its self-regulating losses plus Gaussian prompt aggregation), so ``promptsrc``, ``ivlp+src`` and
 ``ivlp+src+gpa`` are one composition. :func:`check_composition` checks a composition against the learner's
-capabilities before anything is built.
+capabilities before anything is built (a fitted learner, :mod:`vlprompt.engine.fitting`, takes no add-ons).
 """
 
 from __future__ import annotations
@@ -87,6 +87,11 @@ def check_composition(composition: Composition, configs: Mapping[str, object], b
     for name, config in configs.items():  # configs built in code skip make_section's range check
         check_bounds(type(config), vars(config), name)
     learner_cls = LEARNERS.get(composition.base)
+    if learner_cls.fitted and composition.addons:
+        raise VLPromptError(
+            f"{composition.method}: {composition.base!r} is fitted, not trained, and add-ons act on training; "
+            f"use --method {composition.base} alone"
+        )
     provides = learner_cls.capabilities(configs[composition.base], backbone)
     for name in composition.addons:
         config = configs[name]

@@ -133,11 +133,12 @@ class PromptTask(nn.Module):
             if images is None:
                 raise ValueError("forward needs images or image_features")
             image_features = self.learner.image_features(images, hook=tap)
+        image_features = self.learner.adapt_image_features(image_features)
         text = self.learner.text_features(image_features=image_features, hook=tap)
         out = Output(image=image_features, text=text, image_raw=image_features, text_raw=text, images=images, taps=taps)
         for addon in self.addons.values():
             addon.adapt(out)
-        out.logits = self.backbone.logits(out.image, out.text)
+        out.logits = self.learner.logits(out.image, out.text)
         return out
 
     def loss_terms(self, out: Output, labels: torch.Tensor, step: StepInfo) -> Dict[str, torch.Tensor]:
@@ -198,6 +199,11 @@ class PromptTask(nn.Module):
         keep = [(f"learner.{k}") for k in self.learner.fp32_params]
         keep += [f"addons.{name}.{k}" for name, a in self.addons.items() for k in a.fp32_params]
         return [n for n, _ in self.named_parameters() if any(n.startswith(k) for k in keep)]
+
+    def shape_fitted_buffers(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Re-shape the learner's fit-sized buffers to stored release tensors (keys as in :meth:`release_state_dict`)."""
+        prefix = "learner."
+        self.learner.shape_fitted_buffers({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
 
     def release_state_dict(self) -> Dict[str, torch.Tensor]:
         """The state to publish (``weights.safetensors``): everything but training-only buffers."""
