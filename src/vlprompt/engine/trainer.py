@@ -199,7 +199,8 @@ def run_epoch(
     for step, batch in enumerate(bar):
         if batch is None:  # every image of the batch was skipped (--skip-corrupt)
             continue
-        x, y, _ = batch
+        x, y = batch[0], batch[1]
+        frozen = batch[3] if len(batch) > 3 else None  # the frozen teacher of these views (train_data)
         if len(y) < world:  # fewer images than processes (left by --skip-corrupt): no process may sit out
             log.warning(
                 "epoch %d, step %d: %d image(s) for %d processes; step skipped", epoch + 1, step + 1, len(y), world
@@ -208,8 +209,10 @@ def run_epoch(
         rows = distributed.local_rows(len(y))
         share = (rows.stop - rows.start) / len(y)
         x, y = x[rows].to(device), y[rows].to(device)
+        frozen = frozen[rows].to(device) if frozen is not None else None
         with autocast_context(cfg.precision, device):
-            result = step_fn(x, y, StepInfo(epoch=epoch, num_epochs=cfg.epochs, step=step), data.features)
+            info = StepInfo(epoch=epoch, num_epochs=cfg.epochs, step=step)
+            result = step_fn(x, y, info, data.features, frozen)
         check_finite(result.losses, epoch, step)
         loss = result.loss
         optimizer.zero_grad(set_to_none=True)
