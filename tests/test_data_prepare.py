@@ -37,9 +37,10 @@ def serve_from(monkeypatch, server: ArchiveServer, name: str, files, *, checksum
 
 @pytest.fixture
 def regenerated_splits(monkeypatch):
-    """The synthetic archives hold a few images per class, not the published split's: the published split's host
-    refuses the connection (a port nothing listens on), so prepare regenerates the split, with a warning."""
-    monkeypatch.setattr(published, "SOURCE", "http://127.0.0.1:9/")
+    """The synthetic archives hold a few images per class, not the images the published splits list: prepare
+    regenerates the split, as for a dataset whose CoOp split is not public (the shipped splits are left out)."""
+    for name in [n for n in SHA256 if n.startswith("split_zhou_")]:
+        monkeypatch.delitem(SHA256, name)
 
 
 def zeroshot(tmp_path, root: Path, name: str, capsys) -> dict:
@@ -61,20 +62,18 @@ def prepare_verify_zeroshot(tmp_path, root, name, argv, capsys) -> None:
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in UPSTREAM])
-def test_download_prepare_verify_zeroshot(name, tmp_path, monkeypatch, capsys):
-    """The server holds the synthetic archives but not the published split (their images are not there): prepare
-    regenerates it; Oxford Flowers' regeneration reads the (here synthetic) published ``cat_to_name.json``."""
+def test_download_prepare_verify_zeroshot(name, tmp_path, monkeypatch, capsys, regenerated_splits):
+    """The synthetic archives do not hold the images the published split lists: prepare regenerates it; Oxford
+    Flowers' regeneration reads the (here synthetic) published ``cat_to_name.json``."""
     pytest.importorskip("scipy")
-    monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
     files = UPSTREAM[name]()
-    extra = {}
     if name == "oxford_flowers":
-        extra["cat_to_name.json"] = json.dumps({str(i): f"flower {i}" for i in range(1, 103)}).encode()
-        monkeypatch.setitem(SHA256, "cat_to_name.json", sha256(extra["cat_to_name.json"]))
+        names = json.dumps({str(i): f"flower {i}" for i in range(1, 103)}).encode()
+        real = published.published
+        monkeypatch.setattr(published, "published", lambda n: names if n == "cat_to_name.json" else real(n))
     root = tmp_path / "data"
-    with ArchiveServer({**files, **extra}) as server:
+    with ArchiveServer(files) as server:
         serve_from(monkeypatch, server, name, files)
-        monkeypatch.setattr(published, "SOURCE", server.url(""))
         prepare_verify_zeroshot(tmp_path, root, name, ["--download"], capsys)
     # a finished prepare is a no-op (and needs no network: the server is gone)
     assert main(["data", "prepare", name, "--data-root", str(root), "--download"]) == 0
@@ -85,7 +84,6 @@ def test_download_prepare_verify_zeroshot(name, tmp_path, monkeypatch, capsys):
 def test_ucf101_middle_frames_from_extracted_videos(tmp_path, monkeypatch, capsys, regenerated_splits):
     """UCF101.rar cannot be written here: --from a folder with the extracted UCF-101/ and the split-list zip."""
     pytest.importorskip("av")
-    monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
     source = write_files(tmp_path / "have", ucf101_lists())
     for rel, data in ucf101_videos().items():
         write_files((source / rel).parent, {Path(rel).name: data})
@@ -101,7 +99,6 @@ def test_ucf101_middle_frames_from_extracted_videos(tmp_path, monkeypatch, capsy
 
 
 def test_from_a_folder_of_archives_needs_no_network(tmp_path, monkeypatch, capsys, regenerated_splits):
-    monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
     files = UPSTREAM["oxford_pets"]()
     serve_from(monkeypatch, ArchiveServer({}), "oxford_pets", files)  # never started: any download would fail
     source = write_files(tmp_path / "archives", files)
@@ -110,7 +107,6 @@ def test_from_a_folder_of_archives_needs_no_network(tmp_path, monkeypatch, capsy
 
 
 def test_from_a_single_archive_file(tmp_path, monkeypatch, capsys, regenerated_splits):
-    monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
     files = dtd()
     serve_from(monkeypatch, ArchiveServer({}), "dtd", files)
     source = write_files(tmp_path / "archives", files) / "dtd-r1.0.1.tar.gz"
@@ -216,23 +212,19 @@ def dtd_with_every_published_image(tmp_path) -> tuple:
 
 
 @pytest.mark.parametrize("how", ["download", "from"])
-def test_prepare_writes_the_published_split_checked_by_its_hash(how, tmp_path, monkeypatch, capsys):
-    """The published split comes from its pinned public copy (here the local server) or from --from, byte for byte;
-    verify says it is the published one; a downloaded copy is kept (checked) in the cache."""
-    monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
+def test_prepare_writes_the_shipped_published_split(how, tmp_path, monkeypatch, capsys):
+    """The published split is the copy shipped in the package, byte for byte CoOp's file, downloaded archives or
+    --from alike, offline; verify says it is the published one."""
     split_bytes, files = dtd_with_every_published_image(tmp_path)
     root = tmp_path / "data"
     name = "split_zhou_DescribableTextures.json"
     if how == "download":
-        with ArchiveServer({**files, name: split_bytes}) as server:
+        with ArchiveServer(files) as server:
             serve_from(monkeypatch, server, "dtd", files)
-            monkeypatch.setattr(published, "SOURCE", server.url(""))
             assert main(["data", "prepare", "dtd", "--data-root", str(root), "--download"]) == 0
-        assert (tmp_path / "cache" / "published" / name).read_bytes() == split_bytes
-    else:  # offline: the archives and the split file a user has
+    else:  # offline: the archives a user has
         serve_from(monkeypatch, ArchiveServer({}), "dtd", files)  # the synthetic archive's MD5
-        source = write_files(tmp_path / "archives", {**files, name: split_bytes})
-        monkeypatch.setattr(published, "SOURCE", "http://127.0.0.1:9/")
+        source = write_files(tmp_path / "archives", files)
         assert main(["data", "prepare", "dtd", "--data-root", str(root), "--from", str(source)]) == 0
     assert capsys.readouterr().out.splitlines()[2].split() == [
         "dtd",
@@ -248,38 +240,50 @@ def test_prepare_writes_the_published_split_checked_by_its_hash(how, tmp_path, m
     assert capsys.readouterr().out.splitlines()[-1] == f"  split: {split} = the published CoOp {name}"
 
 
-def test_a_split_file_that_is_not_the_published_one_is_refused(tmp_path, monkeypatch, capsys):
-    """A wrong split file in --from (or from the host) is one line, and nothing is left in the data root."""
-    monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
+def test_a_damaged_shipped_split_is_refused_and_nothing_is_left(tmp_path, monkeypatch, capsys):
+    """A shipped split that fails its hash (a damaged installation) is one line, and nothing is left."""
     _, files = dtd_with_every_published_image(tmp_path)
     serve_from(monkeypatch, ArchiveServer({}), "dtd", files)  # the synthetic archive's MD5
     name = "split_zhou_DescribableTextures.json"
-    source = write_files(tmp_path / "archives", {**files, name: b'{"train": [], "val": [], "test": []}'})
+    monkeypatch.setitem(SHA256, name, "0" * 64)
+    source = write_files(tmp_path / "archives", files)
     root = tmp_path / "data"
     assert main(["data", "prepare", "dtd", "--data-root", str(root), "--from", str(source)]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"error: {source / name} is not the published CoOp {name} (SHA-256 7e5e53bf6a63… != "
-        f"{SHA256[name][:12]}…); delete it, or pass the original file"
+        f"error: the shipped file vlprompt/data/shipped/coop_splits/{name}.xz fails its SHA-256 check "
+        "(f26ebeccd2b5… != 000000000000…); reinstall vlprompt"
     )
     assert not (root / "dtd").exists() and not (root / prepare_module.STAGING).exists()
 
 
-def test_the_pinned_hashes_are_the_published_files():
-    """The SHA-256 that every published file is checked against is that of CoOp's file, byte for byte."""
+def test_the_shipped_splits_are_the_published_files_byte_for_byte():
+    """Every shipped file decompresses to CoOp's published file (../shared/data/coop_splits), byte for byte, and
+    the hash it is checked against is that file's."""
     assert set(SHA256) == {p.name for p in shared_file(COOP_SPLITS).iterdir()}
     for name, digest in SHA256.items():
-        assert sha256((COOP_SPLITS / name).read_bytes()) == digest, name
+        original = (COOP_SPLITS / name).read_bytes()
+        assert published.published(name) == original, name
+        assert sha256(original) == digest, name
 
 
-def test_a_damaged_cached_copy_is_refused(tmp_path, monkeypatch):
-    from vlprompt.errors import VLPromptError
+def test_readers_use_the_shipped_split_when_the_data_root_has_none(tmp_path, caplog):
+    """A data root with DTD's images and no split file: the reader uses the shipped published split."""
+    import logging
 
-    monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path))
-    (tmp_path / "published").mkdir()
-    (tmp_path / "published" / "split_zhou_EuroSAT.json").write_text("{}")
-    with pytest.raises(VLPromptError, match=r"split_zhou_EuroSAT.json is not the published CoOp split_zhou_EuroSAT"):
-        published.cached("split_zhou_EuroSAT.json")
-    assert published.cached("split_zhou_Food101.json") is None  # not public
+    from vlprompt.data import read_dataset
+
+    rows = json.loads(published.published("split_zhou_DescribableTextures.json"))
+    image = jpeg(0)
+    for rel in {r[0] for split in rows.values() for r in split}:
+        path = tmp_path / "dtd" / "images" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(image)
+    with caplog.at_level(logging.INFO):
+        dataset = read_dataset("dtd", tmp_path)
+    assert "using the published CoOp split shipped with vlprompt" in caplog.text
+    assert (len(dataset.train), len(dataset.val), len(dataset.test)) == (2820, 1128, 1692)
+    assert [(d.relpath, d.label) for d in dataset.train[:3]] == [(r[0], r[1]) for r in rows["train"][:3]]
+    assert not (tmp_path / "dtd" / "split_zhou_DescribableTextures.json").exists()
 
 
 def test_verify_says_how_a_split_differs_from_the_published_one(tmp_path, monkeypatch, capsys):
@@ -292,16 +296,13 @@ def test_verify_says_how_a_split_differs_from_the_published_one(tmp_path, monkey
     split.write_text(json.dumps(mine))
     from vlprompt.data.verify import split_lines
 
-    monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
-    assert split_lines("eurosat", root) == [
-        f"  split: {split} differs from the published CoOp split_zhou_EuroSAT.json (SHA-256); `vlprompt data "
-        "prepare eurosat` fetches the published file for a comparison"
-    ]
-    (tmp_path / "cache" / "published").mkdir(parents=True)
-    (tmp_path / "cache" / "published" / "split_zhou_EuroSAT.json").write_bytes(data)
     assert split_lines("eurosat", root) == [
         f"  split: {split} differs from the published CoOp split_zhou_EuroSAT.json: train / "
         "val / test 10 vs 13500 / 5 vs 5400 / 5 vs 8100 entries, 5 entries not in the published split"
+    ]
+    split.unlink()
+    assert split_lines("eurosat", root) == [
+        f"  split: {split} does not exist; the published CoOp split_zhou_EuroSAT.json shipped with vlprompt is used"
     ]
     assert split_lines("food101", root)[0].startswith(
         f"  split: {root / 'food-101' / 'split_zhou_Food101.json'}; CoOp's split_zhou_Food101.json is not public"
@@ -347,7 +348,7 @@ def test_dry_run_lists_urls_and_sizes_and_writes_nothing(tmp_path, capsys):
         "(md5", "fff73e5086ae6bdbea199a49dfb8a4c1)",
     ]  # fmt: skip
     assert out[2] == (
-        f"  published split_zhou_DescribableTextures.json: {published.SOURCE}split_zhou_DescribableTextures.json  "
+        "  published split_zhou_DescribableTextures.json: shipped with vlprompt  "
         f"(sha256 {SHA256['split_zhou_DescribableTextures.json'][:12]}…)"
     )
     assert "ILSVRC2012_img_train.tar" in out[4] and "not downloadable (ImageNet needs an account" in out[4]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 import sys
 
 import numpy as np
@@ -214,16 +213,12 @@ def test_pets_regeneration_from_annotation_lists(tmp_path):
     assert relpaths(ds.test) == ["Abyssinian_50.jpg", "great_pyrenees_50.jpg"]
 
 
-def test_a_missing_split_file_is_the_checked_published_copy_in_the_cache(tmp_path, monkeypatch, caplog):
+def test_a_missing_split_file_is_the_shipped_published_split(tmp_path, caplog):
     published = published_split("dtd")
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("VLPROMPT_CACHE", str(cache))
-    (cache / "published").mkdir(parents=True)
-    shutil.copy(COOP_SPLITS / "split_zhou_DescribableTextures.json", cache / "published")
     touch_all(tmp_path / "dtd" / "images" / "banded", [f"banded_{i}.jpg" for i in range(10)])
     with caplog.at_level(logging.INFO, logger="vlprompt.data"):
         ds = read_dataset("dtd", tmp_path, regenerate=False)
-    assert "not found; using the published CoOp split (checked copy in" in caplog.text
+    assert "not found; using the published CoOp split shipped with vlprompt" in caplog.text
     assert [[d.relpath, d.label, d.classname] for d in ds.train] == published["train"]
     assert (len(ds.val), len(ds.test), ds.num_classes) == (len(published["val"]), len(published["test"]), 47)
     assert not (tmp_path / "dtd" / "split_zhou_DescribableTextures.json").exists()  # nothing is written

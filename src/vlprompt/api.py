@@ -409,7 +409,7 @@ def _train(cfg: RunConfig, out: Path, identity, dataset, quiet: bool, save_logit
             return {"accuracy": evaluation.metrics["accuracy"]}
 
         start = time.time()
-        run_training(
+        history = run_training(
             task, stream, cfg.train, run, data.seed, backbone.device, periodic_eval, progress=not quiet,
             on_epoch=board.epoch if board is not None else None,
         )  # fmt: skip
@@ -419,7 +419,7 @@ def _train(cfg: RunConfig, out: Path, identity, dataset, quiet: bool, save_logit
         evaluation = run_evaluation(
             task, dataset.test, backbone, cfg.train, cache, data.num_workers, data.skip_corrupt, progress=not quiet
         )
-        extra = {"label_space": "seen", "epochs": cfg.train.epochs, "train_time_s": round(train_time, 2)}
+        extra = {"label_space": "seen", "epochs": len(history), "train_time_s": round(train_time, 2)}
         if cfg.protocol:
             extra["protocol"] = cfg.protocol
         results = _results(evaluation, dataset, data, cfg.method, backbone, extra)

@@ -45,6 +45,9 @@ def check_template(template: str, where: str) -> str:
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "amp", "fp16")
+#: ``train.optimizer`` and ``train.schedule`` choices (:mod:`vlprompt.engine.optim`)
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("epoch_cosine", "step_cosine")
 SUBSAMPLES = ("all", "base", "new")
 TRAIN_ORDERS = ("random", "sequential")
 TRAIN_TRANSFORMS = ("augment", "resize")
@@ -106,10 +109,19 @@ class TrainConfig:
     epochs: int = setting(10, "training epochs")
     max_epochs: int = setting(0, "cap on the resolved epochs, for quick runs of published settings (0 = no cap)")
     batch_size: int = setting(4, "training batch size")
-    lr: float = setting(0.0035, "base learning rate (SGD)")
+    lr: float = setting(0.0035, "base learning rate")
+    optimizer: str = setting("sgd", "sgd (Dassl's SGD, the CoOp family) | adamw (CLIP-LoRA, Tip-Adapter-F)")
     momentum: float = setting(0.9, "SGD momentum")
-    weight_decay: float = setting(5e-4, "SGD weight decay (applies to the prompts too, as in Dassl)")
-    warmup_epochs: int = setting(1, "epochs of constant warm-up before cosine annealing")
+    weight_decay: float = setting(5e-4, "weight decay (applies to the prompts too, as in Dassl)")
+    adam_beta1: float = setting(0.9, "AdamW beta1")
+    adam_beta2: float = setting(0.999, "AdamW beta2")
+    adam_eps: float = setting(1e-8, "AdamW epsilon")
+    schedule: str = setting(
+        "epoch_cosine", "epoch_cosine (Dassl: constant warm-up, cosine per epoch) | step_cosine (cosine per step)"
+    )
+    min_lr: float = setting(0.0, "the final learning rate of step_cosine (eta_min)")
+    steps: int = setting(0, "0: train.epochs decides; N > 0: N optimizer steps in all, replacing train.epochs")
+    warmup_epochs: int = setting(1, "epochs of constant warm-up before cosine annealing (epoch_cosine)")
     warmup_lr: float = setting(1e-5, "learning rate of the constant warm-up")
     precision: str = setting("auto", "auto | fp32 | bf16 | amp | fp16 (the references' pure half mode)")
     feature_cache: bool = setting(True, "train on cached frozen image features when the image tower has no prompts")
@@ -139,6 +151,21 @@ class TrainConfig:
             value = getattr(self, name)
             _require(math.isfinite(value) and value > 0, f"{label} must be a positive number, got {value}")
         _require(self.weight_decay >= 0 and self.momentum >= 0, "train.momentum and train.weight_decay must be >= 0")
+        _require(self.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}")
+        _require(self.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}")
+        for name in ("adam_beta1", "adam_beta2"):
+            value = getattr(self, name)
+            _require(0 <= value < 1, f"train.{name} must be in [0, 1), got {value}")
+        _require(math.isfinite(self.adam_eps) and self.adam_eps > 0, f"train.adam_eps must be > 0, got {self.adam_eps}")
+        _require(
+            math.isfinite(self.min_lr) and 0 <= self.min_lr <= self.lr,
+            f"train.min_lr must be in [0, train.lr], got {self.min_lr}",
+        )
+        _require(
+            self.min_lr == 0 or self.schedule == "step_cosine",
+            "train.min_lr applies to train.schedule=step_cosine only (Dassl's cosine ends at 0)",
+        )
+        _require(self.steps >= 0, f"train.steps must be >= 0 (0 = train.epochs decides), got {self.steps}")
         _require(self.warmup_epochs >= 0, f"train.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         _require(self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}")
         _require(self.feature_pool >= 0, f"--feature-pool must be >= 0, got {self.feature_pool}")

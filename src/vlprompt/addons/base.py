@@ -53,6 +53,8 @@ class AddOn(nn.Module):
     fp32_params: Tuple[str, ...] = ()
     frozen_image_teacher: bool = False
     training_buffers: Tuple[str, ...] = ()
+    #: ``gradient_hook(losses, grads)`` takes over the backward pass of every step (:mod:`vlprompt.engine.backward`)
+    gradient_hook = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -20,7 +20,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 from vlprompt.data import sources
 from vlprompt.data.base import DATASETS, DatasetSplits
 from vlprompt.data.layout import LAYOUT_DOC, PHOTO, check_class_count, locate, read_lines, reject_split_file
-from vlprompt.data.published import cached, store
+from vlprompt.data.published import SHA256
+from vlprompt.data.published import published as published_file
 from vlprompt.data.regenerate import REGEN_SEED, split_groups, split_trainval
 from vlprompt.data.splitfile import (
     Row,
@@ -89,18 +90,16 @@ class SplitBenchmark:
         regenerate: bool = True,
         published: bool = True,
     ) -> DatasetSplits:
-        """``published=False``: regenerate a missing split file even where a checked copy of the published one is
-        in the cache (:mod:`vlprompt.data.published`)."""
+        """``published=False``: regenerate a missing split file even where the published one ships with vlprompt
+        (:mod:`vlprompt.data.published`)."""
         dataset_dir, image_dir = locate(data_root, self.name, self.folder, self.image_subdir, self.layout())
         split_path = user_split_file(split_file) if split_file else dataset_dir / self.split_name
-        published_split = cached(self.split_name) if published and not split_path.is_file() else None
+        shipped = published and not split_path.is_file() and self.split_name in SHA256
         if split_path.is_file():
             rows = read_split_file(split_path)
-        elif published_split is not None:
-            rows = check_split(json.loads(published_split), store() / self.split_name)
-            logger.info(
-                "%s: %s not found; using the published CoOp split (checked copy in %s)", self.name, split_path, store()
-            )
+        elif shipped:
+            rows = check_split(json.loads(published_file(self.split_name)), Path(self.split_name))
+            logger.info("%s: %s not found; using the published CoOp split shipped with vlprompt", self.name, split_path)
         else:
             rows = self._regenerate(dataset_dir, image_dir, split_path, allowed=regenerate)
         dataset = splits_from_rows(

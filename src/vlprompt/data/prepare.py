@@ -29,7 +29,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from vlprompt.data import published
 from vlprompt.data.archives import extract, is_archive
-from vlprompt.data.download import HostUnreachable, check_md5, download
+from vlprompt.data.download import check_md5, download
 from vlprompt.data.recipes import RECIPES, Recipe, Resource
 from vlprompt.errors import VLPromptError
 from vlprompt.progress import CONSOLE
@@ -85,7 +85,7 @@ def prepare(
                 downloaded.append(path)
         out.mkdir()
         recipe.arrange(src, out, workers)
-        split = _install_published(recipe, out, download_files, from_path)
+        split = _install_published(recipe, out)
         from vlprompt.data.verify import verify_dataset
 
         verify_dataset(name, work) if split else _regenerate(recipe, work)
@@ -143,33 +143,16 @@ def _link_tree(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest, copy_function=link)
 
 
-def _install_published(recipe: Recipe, out: Path, download_files: bool, from_path: Optional[Path]) -> bool:
-    """Write the published split file (and the other published files the readers need) next to the images:
-    from ``--from`` when it holds them, else the checked cache, else (with ``--download``) from
-    :data:`~vlprompt.data.published.SOURCE`, each checked against its SHA-256. False when there is no published
-    split for ``recipe``, or it cannot be had offline / from an unreachable host (then it is regenerated as CoOp
-    does, with a warning that says how to get the published one)."""
-    if not recipe.split_file:
+def _install_published(recipe: Recipe, out: Path) -> bool:
+    """Write the published files the readers need (Oxford Flowers' ``cat_to_name.json``) and the published split
+    file next to the images, from the checked copies shipped in the package (:mod:`vlprompt.data.published`).
+    False when CoOp's split for ``recipe`` is not public (it is then regenerated as CoOp does)."""
+    for name in recipe.published_files:
+        (out / name).write_bytes(published.published(name))
+    if not recipe.split_file or recipe.split_file not in published.SHA256:
         return False
-    from_dir = from_path if from_path is not None and from_path.is_dir() else None
-    have_split = True
-    for name in (recipe.split_file, *recipe.published_files):
-        try:
-            if not (download_files or (from_dir is not None and (from_dir / name).is_file()) or published.cached(name)):
-                raise HostUnreachable(f"{name} is neither in --from {from_path} nor fetched yet")
-            (out / name).write_bytes(published.fetch(name, from_dir))
-        except HostUnreachable as exc:
-            if name != recipe.split_file:
-                continue  # needed only to regenerate the split; the reader names it if it is missing
-            have_split = False
-            logger.warning(
-                "%s: the published %s could not be had (%s); regenerating the split as CoOp does, which can differ "
-                "from the published one (put the file into --from, or run once with --download)",
-                recipe.name,
-                name,
-                exc,
-            )
-    return have_split
+    (out / recipe.split_file).write_bytes(published.published(recipe.split_file))
+    return True
 
 
 def _regenerate(recipe: Recipe, work: Path) -> None:
@@ -220,12 +203,11 @@ def plan(names: Sequence[str], data_root: Path, from_path: Optional[Path]) -> Li
 
 
 def _published_plan(recipe: Recipe) -> List[str]:
-    if not recipe.split_file:
+    if not recipe.split_file or recipe.split_file not in published.SHA256:
         return ["split: regenerated as CoOp does (CoOp's split file is not public)"]
     lines = []
     for name in (recipe.split_file, *recipe.published_files):
-        where = "checked copy in the cache" if published.cached(name) else published.SOURCE + name
-        lines.append(f"published {name}: {where}  (sha256 {published.SHA256[name][:12]}…)")
+        lines.append(f"published {name}: shipped with vlprompt  (sha256 {published.SHA256[name][:12]}…)")
     return lines
 
 

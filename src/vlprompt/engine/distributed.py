@@ -126,6 +126,18 @@ def all_reduce_sum(values: Dict[str, float]) -> Dict[str, float]:
     return {k: summed[k] for k in values}
 
 
+def average_tensors(tensors: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """Each tensor averaged over the ranks (as DistributedDataParallel averages gradients); unchanged on one."""
+    if not active():
+        return list(tensors)
+    out = []
+    for t in tensors:
+        t = t.detach().clone()
+        dist.all_reduce(t)
+        out.append(t / world_size())
+    return out
+
+
 def gather_rows(*pieces: Sequence[torch.Tensor]) -> List[torch.Tensor]:
     """For each argument (a list of tensor pieces, possibly empty on some ranks), the pieces of every rank in
     rank order concatenated along dim 0, on the CPU."""

@@ -35,6 +35,11 @@ class TrainData:
     features: bool
     num_samples: int
 
+    def batches_per_epoch(self, batch_size: int) -> int:
+        """Optimizer steps of an epoch (:func:`epoch_batches`' rule; images skipped by --skip-corrupt aside)."""
+        n = self.num_samples
+        return n // batch_size if n >= batch_size else 1
+
 
 def epoch_batches(indices: torch.Tensor, batch_size: int, order: str, generator: torch.Generator) -> List[torch.Tensor]:
     """The epoch's batches of ``indices`` in ``order`` (random: a permutation drawn from ``generator``)."""

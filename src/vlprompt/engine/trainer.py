@@ -4,7 +4,10 @@
   learning-rate multiplier; the groups' LRs follow :func:`~vlprompt.engine.schedule.group_lrs` (the warm-up LR
   for every group, then multiplier × the cosine LR) and are constant within an epoch (the reference steps its
   scheduler once, at the last batch of every epoch). Each epoch record holds ``lr`` (multiplier 1) and
-  ``lr_groups`` (every group's LR, in group order).
+  ``lr_groups`` (every group's LR, in group order). ``train.optimizer``/``train.schedule``/``train.steps`` choose
+  another optimizer (AdamW), a per-step cosine and an iteration budget (:mod:`vlprompt.engine.optim`).
+* A component's gradient hook (:mod:`vlprompt.engine.backward`) may take over the backward pass; otherwise the
+  loop back-propagates the summed loss.
 * Each step asks the task for its loss terms (:meth:`~vlprompt.task.PromptTask.training_step`); the loop only sums,
   back-propagates, steps and logs. The last-epoch model is the result (no validation-based selection).
 * Randomness is re-seeded at every epoch start from ``(seed, epoch)``, and the full state (trainable tensors,
@@ -23,6 +26,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import pickle
@@ -35,8 +40,9 @@ import torch
 
 from vlprompt import fileio
 from vlprompt.engine import distributed
+from vlprompt.engine.backward import GradientContext
+from vlprompt.engine.optim import LRPlan, build_optimizer, epochs_for_steps, set_lrs
 from vlprompt.engine.precision import autocast_context
-from vlprompt.engine.schedule import group_lrs, lr_at_epoch
 from vlprompt.engine.train_data import TrainData
 from vlprompt.errors import VLPromptError
 from vlprompt.progress import CONSOLE
@@ -116,9 +122,7 @@ def train(
     groups = task.param_groups(cfg.lr)
     if not groups:
         raise VLPromptError(f"method {task.method!r} has no trainable parameters; use `vlprompt zeroshot` instead")
-    optimizer = torch.optim.SGD(
-        groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, dampening=0, nesterov=False
-    )
+    optimizer = build_optimizer(groups, cfg)
     resume_path = run.path / RESUME_FILE
     start, history = 0, []
     steps_path = run.path / STEPS_FILE
@@ -130,14 +134,21 @@ def train(
     if cfg.log_steps and main:
         _keep_steps(steps_path, start)
     step_fn = distributed.training_step_function(task)
+    batches = data.batches_per_epoch(cfg.batch_size)
+    if cfg.steps:
+        cfg = dataclasses.replace(cfg, epochs=epochs_for_steps(cfg.steps, batches))
+    plan = LRPlan(cfg, [group["lr_scale"] for group in optimizer.param_groups], batches)
+    done = sum(record.get("steps", 0) for record in history)
     for epoch in range(start, cfg.epochs):
-        lr = lr_at_epoch(epoch, cfg.epochs, cfg.lr, cfg.warmup_epochs, cfg.warmup_lr)
-        scales = [group["lr_scale"] for group in optimizer.param_groups]
-        lrs = group_lrs(epoch, cfg.epochs, cfg.lr, scales, cfg.warmup_epochs, cfg.warmup_lr)
-        for group, group_lr in zip(optimizer.param_groups, lrs):
-            group["lr"] = group_lr
+        first = done
+        lrs = plan.group_lrs(epoch, first)
+        set_lrs(optimizer, lrs)
         step_log: Optional[List[dict]] = [] if cfg.log_steps else None
-        record = run_epoch(task, data, optimizer, cfg, seed, epoch, device, progress, step_fn, step_log=step_log)
+        record = run_epoch(
+            task, data, optimizer, cfg, seed, epoch, device, progress, step_fn, step_log=step_log, plan=plan, done=done
+        )
+        done += record.get("steps", 0)
+        lr = plan.base_lr(epoch, first)
         if main:
             for entry in step_log or []:
                 fileio.append_jsonl(steps_path, {"epoch": epoch + 1, "lr": lr, **entry})
@@ -182,12 +193,24 @@ def check_finite(losses: Dict[str, torch.Tensor], epoch: int, step: int) -> None
 
 
 def run_epoch(
-    task, data: TrainData, optimizer, cfg, seed: int, epoch: int, device, progress: bool, step_fn=None, step_log=None
+    task,
+    data: TrainData,
+    optimizer,
+    cfg,
+    seed: int,
+    epoch: int,
+    device,
+    progress: bool,
+    step_fn=None,
+    step_log=None,
+    plan: Optional[LRPlan] = None,
+    done: int = 0,
 ) -> dict:
-    """One epoch; returns its record (mean loss terms, train accuracy). ``step_fn`` (default
-    ``task.training_step``) runs a step — behind DistributedDataParallel on several processes, where each takes
-    its rows of every batch (see the module doc). ``step_log``: a list that receives one entry per optimizer step
-    (``train.log_steps``)."""
+    """One epoch; returns its record (mean loss terms, train accuracy; ``steps`` under ``train.steps`` or
+    ``step_cosine``). ``step_fn`` (default ``task.training_step``) runs a step — behind DistributedDataParallel on
+    several processes, where each takes its rows of every batch (see the module doc). ``step_log``: a list that
+    receives one entry per optimizer step (``train.log_steps``). ``plan``/``done``: the LR plan and the optimizer
+    steps of the earlier epochs (per-step schedules and the step budget)."""
     seed_everything(epoch_seed(seed, epoch))
     generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
     loader = data.make_loader(epoch, generator)
@@ -195,8 +218,12 @@ def run_epoch(
     sums: Dict[str, float] = {}
     correct = seen = steps = 0
     step_fn, world = step_fn or task.training_step, distributed.world_size()
+    hook = getattr(task, "gradient_hook", None)
+    counted = plan is not None and (plan.per_step or bool(cfg.steps))
     bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", enabled=progress, summary=False)
     for step, batch in enumerate(bar):
+        if counted and cfg.steps and done + steps >= cfg.steps:
+            break
         if batch is None:  # every image of the batch was skipped (--skip-corrupt)
             continue
         x, y = batch[0], batch[1]
@@ -210,14 +237,23 @@ def run_epoch(
         share = (rows.stop - rows.start) / len(y)
         x, y = x[rows].to(device), y[rows].to(device)
         frozen = frozen[rows].to(device) if frozen is not None else None
-        with autocast_context(cfg.precision, device):
+        if plan is not None and plan.per_step:
+            set_lrs(optimizer, plan.group_lrs(epoch, done + steps))
+        # a gradient hook all-reduces its own gradients (GradientContext): DDP must not sync in its backward
+        sync = step_fn.no_sync() if hook is not None and world > 1 else contextlib.nullcontext()
+        with sync, autocast_context(cfg.precision, device):
             info = StepInfo(epoch=epoch, num_epochs=cfg.epochs, step=step)
-            result = step_fn(x, y, info, data.features, frozen)
+            teacher = {} if frozen is None else {"frozen_image": frozen}  # only streams that carry it pass it
+            result = step_fn(x, y, info, data.features, **teacher)
         check_finite(result.losses, epoch, step)
         loss = result.loss
         optimizer.zero_grad(set_to_none=True)
         # DDP averages gradients over the ranks: weighting by share · world gives the global batch's gradient
-        (loss * (share * world) if world > 1 else loss).backward()
+        scale = share * world if world > 1 else 1.0
+        if hook is None:
+            (loss * scale if world > 1 else loss).backward()
+        else:
+            hook(result.losses, GradientContext([p for g in optimizer.param_groups for p in g["params"]], scale))
         optimizer.step()
         terms = {name: value.item() for name, value in result.losses.items()}
         terms["loss"] = loss.item()
@@ -239,4 +275,6 @@ def run_epoch(
     counts = distributed.all_reduce_sum({"correct": correct, "seen": seen})
     record = {name: total / steps for name, total in sums.items()}
     record["train_acc"] = 100.0 * counts["correct"] / counts["seen"]
+    if counted:
+        record["steps"] = steps
     return record

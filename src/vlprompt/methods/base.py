@@ -46,6 +46,8 @@ class PromptLearner(nn.Module):
     #: False when the reference trainer runs the method in fp32 even in its fp16 mode (VPT): ``--precision fp16``
     #: then keeps the whole run in fp32
     half_precision: bool = True
+    #: ``gradient_hook(losses, grads)`` takes over the backward pass of every step (:mod:`vlprompt.engine.backward`)
+    gradient_hook = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

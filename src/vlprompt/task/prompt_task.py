@@ -17,7 +17,8 @@ wrappers, or a component's declared ``feature_cache_blocker``), logged once.
 :meth:`PromptTask.training_step` adds the losses — cross-entropy (scaled by add-ons, e.g. DePT's ``1 - λ``) plus each
 add-on's named terms — and a report of extra scalars, so a training loop only sums, back-propagates, steps and logs.
 :meth:`PromptTask.predict` lets an add-on replace the logits on a seen label space (DePT's fused head), and
-:meth:`PromptTask.on_epoch_end` runs the epoch-level hooks and returns their metrics.
+:meth:`PromptTask.on_epoch_end` runs the epoch-level hooks and returns their metrics. A component's
+``gradient_hook`` (at most one per task) takes over the backward pass (:mod:`vlprompt.engine.backward`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from torch import nn
 from vlprompt.backbones.adapter import cosine_logits
 from vlprompt.backbones.options import EncodeOptions
 from vlprompt.capabilities import Capability
+from vlprompt.errors import VLPromptError
 from vlprompt.registry import ADDONS, LEARNERS
 from vlprompt.task.composition import Composition, check_composition, parse_method
 from vlprompt.task.types import LabelSpace, Output, StepInfo, StepResult
@@ -73,6 +75,14 @@ class PromptTask(nn.Module):
             self.addons[name] = ADDONS.get(name).implementation(config)(self, config)
         for addon in self.addons.values():
             addon.set_classnames(space)
+        hooks = [c for c in [self.learner, *self.addons.values()] if c.gradient_hook is not None]
+        if len(hooks) > 1:
+            raise VLPromptError(
+                f"{self.method}: {' and '.join(c.name for c in hooks)} each replace the backward pass (a gradient "
+                "hook); combine at most one of them"
+            )
+        #: the bound gradient hook of the one component that has it, or None (:mod:`vlprompt.engine.backward`)
+        self.gradient_hook = hooks[0].gradient_hook if hooks else None
 
     # ------------------------------------------------------------------ properties
     @property
