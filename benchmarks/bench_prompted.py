@@ -128,7 +128,6 @@ def measure(method: str, precision: str, args, files, data, load_seconds: float)
         "epoch_ratio": statistics.median(steady),
         "whole": whole,
         "floor_whole": floor_whole,
-        "images": (n_train, n_test),
     }
 
 
@@ -157,31 +156,30 @@ def main(argv=None) -> None:
         start = time.perf_counter()
         load_backbone(*files, device=args.device)
         load_seconds = time.perf_counter() - start
-        rows = [
-            measure(method, precision, args, files, data, load_seconds)
-            for precision in PRECISIONS[args.device]
-            for method in args.methods
-        ]
-        report(rows, args, data)
+        header(args, data)
+        for precision in PRECISIONS[args.device]:
+            for method in args.methods:  # each row as soon as it is measured
+                print(row(measure(method, precision, args, files, data, load_seconds)), flush=True)
 
 
-def report(rows, args, data) -> None:
-    n_train, n_test = rows[0]["images"]
+def header(args, data) -> None:
     size = "tiny model (--quick)" if args.quick else "ViT-B/16 size, random OpenAI-format weights, QuickGELU"
     print(f"\n#### Prompted image towers vs the minimal-loop floor ({args.device})\n")
     print(f"Machine: {benchlib.machine()}")
     print(
-        f"Setting: {size}; {benchlib.data_description(data)}, base half: {n_train} train images (4 shots), "
-        f"{n_test} test images; batch 4; {args.epochs} epochs; steady state = median over epochs 2..{args.epochs}\n"
+        f"Setting: {size}; {benchlib.data_description(data)}, base half (4 shots), at most {args.test_per_class} "
+        f"test images per class; batch 4; {args.epochs} epochs; steady state = median over epochs 2..{args.epochs}\n"
     )
     print("| method | precision | epoch | floor epoch | epoch / floor | whole run | floor whole run | whole / floor |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(
-            f"| {r['method']} | {r['precision']} | {r['epoch']:.2f} s | {r['floor_epoch']:.2f} s "
-            f"| {r['epoch_ratio']:.2f}x | {r['whole']:.1f} s | {r['floor_whole']:.1f} s "
-            f"| {r['whole'] / r['floor_whole']:.2f}x |"
-        )
+    print("|---|---|---:|---:|---:|---:|---:|---:|", flush=True)
+
+
+def row(r: dict) -> str:
+    return (
+        f"| {r['method']} | {r['precision']} | {r['epoch']:.2f} s | {r['floor_epoch']:.2f} s "
+        f"| {r['epoch_ratio']:.2f}x | {r['whole']:.1f} s | {r['floor_whole']:.1f} s "
+        f"| {r['whole'] / r['floor_whole']:.2f}x |"
+    )
 
 
 if __name__ == "__main__":
