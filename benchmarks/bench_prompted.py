@@ -63,9 +63,10 @@ def autocast(device: str, precision: str):
 def measure(method: str, precision: str, args, files, data, load_seconds: float) -> dict:
     """One vlprompt run of ``method`` with a floor epoch after each of its epochs; the timings."""
     import vlprompt
-    from vlprompt.api import label_space, load_data
     from vlprompt.backbones import load_backbone
     from vlprompt.engine import trainer
+    from vlprompt.engine.labels import label_space
+    from vlprompt.pipeline.loading import load_data
 
     backbone_name, weights = files
     cfg = vlprompt.make_config(

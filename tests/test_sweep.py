@@ -130,11 +130,11 @@ def test_interrupted_sweep_resumes_only_missing_jobs(toy_cache, tmp_path, monkey
 
     real, calls = executors.run_in_process, []
 
-    def interrupt_second(argv, log_path):  # Ctrl-C during the second job
+    def interrupt_second(argv, log_path, command):  # Ctrl-C during the second job
         calls.append(argv)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(argv, log_path)
+        return real(argv, log_path, command)
 
     monkeypatch.setattr(executors, "run_in_process", interrupt_second)
     cmd = ["sweep", "--protocol", "fewshot", "--datasets", "toy", "--methods", "coop", "--shots", "1", "2", *FAST]
@@ -153,13 +153,25 @@ def test_interrupted_sweep_resumes_only_missing_jobs(toy_cache, tmp_path, monkey
     assert "few-shot: coop (toy, seeds 1)" in out and "| 1 shot " in out and "| 2 shots " in out
 
 
-def test_failing_job_is_reported_and_others_finish(toy_cache, tmp_path, capsys):
+def test_failing_job_is_reported_and_others_finish(toy_cache, tmp_path, capsys, monkeypatch):
+    from vlprompt.errors import VLPromptError
+    from vlprompt.pipeline import training
+
     cmd = ["sweep", "--protocol", "b2n", "--datasets", "toy", "--methods", "zeroshot", "coop", "--seeds", "1"]
-    assert main([*cmd, "--set", "coop.n_ctx=many", "--root", str(tmp_path)]) == 1
+    # a bad setting is refused once, before any job starts
+    assert main([*cmd, "--set", "coop.n_ctx=many", "--root", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "error: coop.n_ctx=many: expected an int\n" and not any(tmp_path.iterdir())
+
+    def broken(*args, **kwargs):
+        raise VLPromptError("the training job broke")
+
+    monkeypatch.setattr(training, "_train", broken)
+    assert main([*cmd, "--root", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "2 ran, 1 failed, 1 blocked" in err
     assert "FAILED (exit 2): b2n/coop/toy-b2n/shots16/seed1/train" in err
-    assert "| error: coop.n_ctx=many: expected an int" in err  # the tail of the job's log
+    assert "| error: the training job broke" in err  # the tail of the job's log
+    monkeypatch.undo()
     assert "blocked (their training run failed): b2n/coop/toy-b2n/shots16/seed1/eval-new" in err
     zeroshot = "b2n/zeroshot/toy-b2n/shots16/seed1"
     assert set(accuracies(tmp_path)) == {f"{zeroshot}/train", f"{zeroshot}/eval-new"}
@@ -193,8 +205,8 @@ def test_local_launcher_places_one_job_per_device(tmp_path, capsys):
     import vlprompt
     from vlprompt.sweep.executors import LocalLauncher, child_env
 
-    assert LocalLauncher().workers == 1 and LocalLauncher(jobs=3).workers == 3
-    assert LocalLauncher(devices=("0", "1", "2")).workers == 3  # one worker per GPU, as DePT's parallel_runner
+    assert LocalLauncher(main).workers == 1 and LocalLauncher(main, jobs=3).workers == 3
+    assert LocalLauncher(main, devices=("0", "1", "2")).workers == 3  # one worker per GPU, as DePT's parallel_runner
     env = child_env("2")
     assert env["CUDA_VISIBLE_DEVICES"] == "2"
     assert env["PYTHONPATH"].split(":")[0] == str(Path(vlprompt.__file__).resolve().parents[1])  # this checkout
@@ -218,9 +230,13 @@ def test_slurm_time_and_requeue_with_same_arguments():
     ]
     with pytest.raises(VLPromptError, match="--slurm-time '4h'"):
         parse_minutes("4h")
-    delayed = SweepJob().checkpoint(["train", "--out", "run"], "run/job.log")  # what submitit requeues
+    delayed = SweepJob(main).checkpoint(["train", "--out", "run"], "run/job.log")  # what submitit requeues
     assert isinstance(delayed, submitit.helpers.DelayedSubmission)
-    assert isinstance(delayed.function, SweepJob) and delayed.args == (["train", "--out", "run"], "run/job.log")
+    assert (
+        isinstance(delayed.function, SweepJob)
+        and delayed.function.command is main
+        and delayed.args == (["train", "--out", "run"], "run/job.log")
+    )
 
 
 def test_slurm_without_submitit_names_the_extra(tmp_path, monkeypatch, capsys):

@@ -11,12 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from vlprompt.cli.toy_pretrain import main as pretrain_main
-from vlprompt.data.base import DATASETS
 from vlprompt.toy import datasets as toy_data
 from vlprompt.toy.headroom import toy_headroom_report
 from vlprompt.toy.model import TOY_CONFIG_PATH, TOY_WEIGHTS_PATH, load_toy_clip, toy_model_config
 from vlprompt.toy.pretrain import TOY_ARCHITECTURE, encode_text_prefix
+from vlprompt.toy.pretrain import main as pretrain_main
 from vlprompt.toy.world import COLOURS, SHAPES, STYLES, caption, render, sample_scene
 
 NAMES = ("toy-b2n", "toy-shift", "toy-xd")
@@ -26,7 +25,7 @@ NAMES = ("toy-b2n", "toy-shift", "toy-xd")
 def toy_root(tmp_path_factory):
     """All three toy datasets, generated once into a temporary data root."""
     root = tmp_path_factory.mktemp("toy_data")
-    return root, {name: DATASETS.get(name)(root) for name in NAMES}
+    return root, {name: toy_data.read_toy_dataset(name, root) for name in NAMES}
 
 
 @pytest.fixture(scope="module")
@@ -135,9 +134,11 @@ def test_prefix_text_encoding_equals_full_context(toy_clip):
 
 
 def test_pretrain_script_runs_deterministically(tmp_path):
+    from vlprompt.cli import main
+
     args = ["--steps", "2", "--batch-size", "16", "--pool", "32", "--no-report"]
-    pretrain_main(["--out", str(tmp_path / "a"), *args])
-    pretrain_main(["--out", str(tmp_path / "b"), *args])
+    pretrain_main(["--out", str(tmp_path / "a"), *args])  # python -m vlprompt.toy.pretrain
+    assert main(["toy-pretrain", "--out", str(tmp_path / "b"), *args]) == 0  # the same through the command line
     a, b = (load_toy_clip(tmp_path / run / "toy_clip.safetensors") for run in "ab")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     meta = json.loads((tmp_path / "a" / "toy_clip.json").read_text())

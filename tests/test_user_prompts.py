@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vlprompt.api import data_identity
 from vlprompt.cli import main
 from vlprompt.config import DataConfig
 from vlprompt.data import build_dataset
@@ -15,6 +14,7 @@ from vlprompt.data.overrides import read_classnames, read_templates
 from vlprompt.engine.labels import label_space
 from vlprompt.errors import VLPromptError
 from vlprompt.methods.prompts import hand_crafted_features
+from vlprompt.pipeline.identity import data_identity
 from vlprompt.task import LabelSpace, PromptTask
 
 FLOWER = "a photo of a {}, a type of flower."

@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vlprompt.errors import VLPromptError
-
-
-def setting(default: Any = None, help: str = "", literal_none: bool = False, **kw) -> Any:
-    """A dataclass field with ``help`` metadata (shown by ``vlprompt presets``). ``literal_none``: the string
-    ``none`` is a value of this field (``--pretrained none`` = random weights), not "unset"."""
-    metadata = {"help": help, "literal_none": literal_none}
-    if "default_factory" in kw:
-        return field(metadata=metadata, **kw)
-    return field(default=default, metadata=metadata, **kw)
+from vlprompt.settings import (  # noqa: F401  (re-exported: the section helpers of every config module)
+    AT_LEAST_0,
+    AT_LEAST_1,
+    FINITE,
+    POSITIVE,
+    UNIT,
+    Bounds,
+    check_bounds,
+    setting,
+)
 
 
 def _require(ok: bool, message: str) -> None:
@@ -44,7 +45,12 @@ def check_template(template: str, where: str) -> str:
     return template
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "amp", "fp16")
+#: the numeric precisions a run resolves to (:func:`vlprompt.engine.precision.resolve_precision`), and the
+#: ``--precision`` choices (``auto``: amp on CUDA, fp32 elsewhere)
+RESOLVED_PRECISIONS = ("fp32", "bf16", "amp", "fp16")
+PRECISIONS = ("auto", *RESOLVED_PRECISIONS)
+#: ``--label-space`` choices of evaluation (:func:`vlprompt.engine.labels.eval_label_space`)
+LABEL_SPACES = ("auto", "seen", "unseen")
 #: ``train.optimizer`` and ``train.schedule`` choices (:mod:`vlprompt.engine.optim`)
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("epoch_cosine", "step_cosine")
@@ -111,8 +117,8 @@ class TrainConfig:
     batch_size: int = setting(4, "training batch size")
     lr: float = setting(0.0035, "base learning rate")
     optimizer: str = setting("sgd", "sgd (Dassl's SGD, the CoOp family) | adamw (CLIP-LoRA, Tip-Adapter-F)")
-    momentum: float = setting(0.9, "SGD momentum")
-    weight_decay: float = setting(5e-4, "weight decay (applies to the prompts too, as in Dassl)")
+    momentum: float = setting(0.9, "SGD momentum", bounds=AT_LEAST_0)
+    weight_decay: float = setting(5e-4, "weight decay (applies to the prompts too, as in Dassl)", bounds=AT_LEAST_0)
     adam_beta1: float = setting(0.9, "AdamW beta1")
     adam_beta2: float = setting(0.999, "AdamW beta2")
     adam_eps: float = setting(1e-8, "AdamW epsilon")
@@ -150,7 +156,6 @@ class TrainConfig:
         for name, label in (("lr", "--lr (train.lr)"), ("warmup_lr", "train.warmup_lr")):
             value = getattr(self, name)
             _require(math.isfinite(value) and value > 0, f"{label} must be a positive number, got {value}")
-        _require(self.weight_decay >= 0 and self.momentum >= 0, "train.momentum and train.weight_decay must be >= 0")
         _require(self.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}")
         _require(self.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}")
         for name in ("adam_beta1", "adam_beta2"):
@@ -242,8 +247,10 @@ def make_section(cls, values: Dict[str, Any], section: str):
         raise VLPromptError(
             f"unknown setting {section}.{unknown[0]}; {section} has: {', '.join(sorted(types)) or 'no settings'}"
         )
+    coerced = {k: coerce_field(cls, k, v, section) for k, v in values.items()}
+    check_bounds(cls, coerced, section)
     try:
-        return cls(**{k: coerce_field(cls, k, v, section) for k, v in values.items()})
+        return cls(**coerced)
     except TypeError as exc:
         raise VLPromptError(f"invalid {section} settings: {exc}") from None
 

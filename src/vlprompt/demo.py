@@ -17,9 +17,13 @@ import io
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
-from vlprompt import fileio
+from vlprompt import outputs
+
+if TYPE_CHECKING:
+    from vlprompt.sweep.checks import IdentityOf
+    from vlprompt.sweep.executors import Command
 
 DATASET = "toy-b2n"
 METHODS = (
@@ -42,26 +46,37 @@ DEMO_EPOCHS, QUICK_EPOCHS = 10, 2
 DEMO_POOL = 4
 
 
-def run_demo(out: Path, quick: bool = False, epochs: Optional[int] = None, quiet: bool = False) -> List[Dict]:
-    """Run the demo sweep into ``out`` (``quiet``: no progress events) and print its table."""
+def run_demo(
+    out: Path,
+    command: Command,
+    identity_of: IdentityOf,
+    quick: bool = False,
+    epochs: Optional[int] = None,
+    quiet: bool = False,
+) -> List[Dict]:
+    """Run the demo sweep into ``out`` (its jobs through ``command``, the command line's entry point, their planned
+    run identities from ``identity_of``; ``quiet``: no progress events) and print its table."""
     from vlprompt.errors import VLPromptError
     from vlprompt.results.render import render, tables
     from vlprompt.results.summaries import harmonic_mean, summaries
     from vlprompt.sweep import build_spec, plan, run_sweep
+    from vlprompt.sweep.checks import check_plan
     from vlprompt.sweep.executors import LocalLauncher
     from vlprompt.sweep.progress import Progress
 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise VLPromptError(f"--out {out} is a file; choose a folder for the demo")
+    outputs.check_outputs(summary_files(out), str(out.resolve()), "choose another --out")
     epochs = epochs or (QUICK_EPOCHS if quick else DEMO_EPOCHS)
     methods = QUICK_METHODS if quick else METHODS
     start = time.time()
     sets = [f"train.max_epochs={epochs}", f"train.feature_pool={DEMO_POOL}"]
     spec = build_spec(out, protocol="b2n", methods=methods, datasets=["toy"], seeds=[1], shots=[16], sets=sets)
     jobs = plan(spec)
+    check_plan(spec, jobs, identity_of)
     done = sum(j.done for j in jobs)
-    report = run_sweep(jobs, LocalLauncher(), Progress(len(jobs), done, stream=io.StringIO() if quiet else None))
+    report = run_sweep(jobs, LocalLauncher(command), Progress(len(jobs), done, stream=io.StringIO() if quiet else None))
     if not report.ok:
         print("\n".join(report.lines()), file=sys.stderr)
         raise VLPromptError(f"{len(report.failed)} demo job(s) failed; the logs are under {out / '.sweep' / 'logs'}")
@@ -76,6 +91,11 @@ def run_demo(out: Path, quick: bool = False, epochs: Optional[int] = None, quiet
     return rows
 
 
+def summary_files(out: Path) -> List[Path]:
+    """The files the demo writes beside its sweep (replaced only when the demo wrote them, :mod:`vlprompt.outputs`)."""
+    return [out / "summary.csv", out / "summary.png"]
+
+
 def write_summary(out: Path, rows: List[Dict]) -> None:
     def write(tmp):
         with open(tmp, "w", newline="") as fh:
@@ -84,11 +104,12 @@ def write_summary(out: Path, rows: List[Dict]) -> None:
             for row in rows:
                 w.writerow({k: (f"{row[k]:.2f}" if k != "method" else row[k]) for k in w.fieldnames})
 
-    fileio.atomic_write(out / "summary.csv", write)
-    plot_summary(out / "summary.png", rows)
+    csv_path, png_path = summary_files(out)
+    outputs.write_owned(csv_path, str(out.resolve()), write)
+    plot_summary(png_path, rows, str(out.resolve()))
 
 
-def plot_summary(path: Path, rows: List[Dict]) -> None:
+def plot_summary(path: Path, rows: List[Dict], source: str) -> None:
     from vlprompt.extras import available
 
     if not available("matplotlib"):
@@ -109,7 +130,7 @@ def plot_summary(path: Path, rows: List[Dict]) -> None:
     ax.set_title(f"{DATASET} base-to-new")
     ax.legend()
     fig.tight_layout()
-    fileio.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    outputs.write_owned(path, source, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
 
 
 def print_headroom(zeroshot: Dict, out: Path, epochs: int, seconds: float) -> None:

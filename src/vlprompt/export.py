@@ -59,7 +59,7 @@ def check_exportable(task) -> None:
 
 @torch.no_grad()
 def classifier_head(model, classnames: Optional[Sequence[str]] = None, template: Optional[str] = None):
-    """``(tensors, metadata)`` of the fixed classifier of ``model`` (a :class:`~vlprompt.api.LoadedRun`) over
+    """``(tensors, metadata)`` of the fixed classifier of ``model`` (a :class:`~vlprompt.pipeline.trained.LoadedRun`) over
     ``classnames`` (default: the trained classes; DePT's head applies only to those)."""
     task = model.task_for(classnames, template)
     check_exportable(task)
@@ -98,10 +98,11 @@ def export_classifier(
     run: PathLike, out: PathLike, classnames: Optional[Sequence[str]] = None, template: Optional[str] = None, **load
 ) -> Tuple[Path, Dict[str, str]]:
     """Write the fixed classifier of trained run ``run`` to ``out`` (safetensors, atomic); returns ``(out,
-    metadata)``. ``load`` goes to :func:`vlprompt.api.load_run` (``backbone``, ``pretrained``, ``device``)."""
+    metadata)``. ``load`` goes to :func:`vlprompt.pipeline.trained.load_run` (``backbone``, ``pretrained``,
+    ``trust_pickle``, ``device``)."""
     from safetensors.torch import save_file
 
-    from vlprompt.api import load_run
+    from vlprompt.pipeline.trained import load_run
 
     out = Path(out)
     fileio.check_output_file(out, "--out", "classifier", is_classifier)

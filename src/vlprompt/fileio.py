@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Sequence
 
 from vlprompt.errors import VLPromptError
 
@@ -133,3 +134,27 @@ def json_where(test: Callable[[Any], bool]) -> Callable[[Path], bool]:
             return False
 
     return ours
+
+
+def content_sha256(path: Path, preferred: Sequence[str] = ()) -> Optional[str]:
+    """A SHA-256 of what a file or folder holds: a file's bytes; a folder's files (names and bytes, sorted) — only
+    the ``preferred`` ones when it has them; None when ``path`` does not exist."""
+    path = Path(path)
+    if path.is_dir():
+        files = [path / n for n in preferred if (path / n).is_file()] or sorted(
+            p for p in path.rglob("*") if p.is_file()
+        )
+    else:
+        files = [path] if path.is_file() else []
+    if not files:
+        return None if not path.exists() else hashlib.sha256().hexdigest()
+    h = hashlib.sha256()
+    for file in files:
+        h.update(f"{file.relative_to(path).as_posix() if file != path else file.name}\n".encode())
+        try:
+            with open(file, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+        except OSError as exc:
+            raise VLPromptError(f"cannot read {file}: {exc.strerror or exc}") from None
+    return h.hexdigest()

@@ -1,5 +1,5 @@
 """A trained run on your own images: the images of paths and folders, batched predictions over any label space the
-method supports (:meth:`vlprompt.api.LoadedRun.predict`), and their rendering as a table, JSON or CSV.
+method supports (:meth:`vlprompt.pipeline.trained.LoadedRun.predict`), and their rendering as a table, JSON or CSV.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -50,23 +50,36 @@ def folder_images(folder: Path) -> List[Path]:
 
 
 def parse_classnames(value: Optional[str]) -> Optional[List[str]]:
-    """``--classnames`` of ``vlprompt predict``: a class-names file (its names, in file order) or ``a,b,c``."""
-    from vlprompt.data.overrides import label_names
+    """``--classnames`` of ``vlprompt predict`` / ``export``: a class-names file (its names, in file order) or
+    ``a,b,c``; two classes of one name are refused, as in training."""
+    from vlprompt.data.overrides import label_names, require_distinct
 
     if value is None:
         return None
     if Path(value).is_file():
-        return label_names(value)
+        names = label_names(value)
+        if len(names) < 2:
+            raise VLPromptError(f"--classnames {value} lists {len(names)} class; give 2+ class names")
+        return require_distinct(names, f"--classnames {value}")
     names = [n.strip() for n in value.split(",") if n.strip()]
     if len(names) < 2:
         raise VLPromptError(f"--classnames {value!r} is neither a file nor a comma-separated list of 2+ class names")
-    return names
+    return require_distinct(names, f"--classnames {value}")
+
+
+def label_space_args(args) -> Tuple[Optional[List[str]], Optional[str]]:
+    """``(class names, template)`` of ``predict`` / ``export``'s ``--classnames`` and ``--template``, checked as
+    ``train`` checks them, before the run is loaded."""
+    from vlprompt.config import check_template
+
+    template = None if args.template is None else check_template(args.template, "--template")
+    return parse_classnames(args.classnames), template
 
 
 def predict_images(
     model, images: Sequence[PathLike], classnames=None, template=None, batch_size: int = 64, show_progress=True
 ) -> torch.Tensor:
-    """Logits ``[N, K]`` of ``model`` (a :class:`~vlprompt.api.LoadedRun`) on image files, batch by batch."""
+    """Logits ``[N, K]`` of ``model`` (a :class:`~vlprompt.pipeline.trained.LoadedRun`) on image files, batch by batch."""
     from vlprompt.progress import progress
 
     logits = []
@@ -82,8 +95,9 @@ def prediction_rows(
     images: Sequence[PathLike], logits: torch.Tensor, classnames: Sequence[str], topk: int
 ) -> List[Dict]:
     """Per image: ``image``, ``prediction``, ``probability`` (softmax) and the ``topk`` best (class, probability)."""
-    probs = logits.float().softmax(-1)
-    values, index = probs.topk(min(topk, probs.shape[-1]), dim=-1)
+    from vlprompt.engine.evaluation import top_k
+
+    values, index = top_k(logits.float().softmax(-1), topk)
     return [
         {
             "image": str(image),

@@ -39,6 +39,12 @@ from vlprompt.errors import VLPromptError
 T = TypeVar("T")
 
 
+def load_object(path: str):
+    """The object a ``"module:attr"`` path names, its module imported now."""
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 class Registry(Generic[T]):
     """Maps names to objects (and, for components, to their config classes); ``kind`` and ``flag`` name them in
     error messages; ``builtins`` are the modules whose import registers the built-in entries."""
@@ -106,8 +112,7 @@ class Registry(Generic[T]):
             raise self._unknown(name)
         obj = self._items[name]
         if obj is None:
-            module, _, attr = self._lazy[name].partition(":")
-            obj = self._items[name] = self._bind(name, getattr(importlib.import_module(module), attr))
+            obj = self._items[name] = self._bind(name, load_object(self._lazy[name]))
         return obj
 
     def config(self, name: str) -> type:

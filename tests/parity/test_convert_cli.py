@@ -13,12 +13,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vlprompt.api import build_task, load_backbone, load_data
 from vlprompt.cli import main
 from vlprompt.config import BackboneConfig, make_config
 from vlprompt.convert import TRAINERS, canonical_method
 from vlprompt.engine.evaluation import evaluate
 from vlprompt.engine.labels import label_space
+from vlprompt.pipeline.build import build_task
+from vlprompt.pipeline.loading import load_backbone, load_data
 
 #: trainers that register the prompt learner itself (names without ``prompt_learner.``); the others save the model
 MODULE_ONLY = {"CoOp", "CoOpNemesis", "CoCoOp", "KgCoOp"}
@@ -140,7 +141,7 @@ def test_dept_checkpoint_without_head_is_its_base_method(tmp_path, cli_env, tiny
 
 # ---------------------------------------------------------------------------------------------- refusals
 def coop_checkpoint(tmp_path, backbone_files, n_ctx=16, classes=4):
-    from vlprompt.api import load_backbone as load
+    from vlprompt.pipeline.loading import load_backbone as load
 
     backbone = load(BackboneConfig(str(backbone_files[0]), str(backbone_files[1]), device="cpu"))
     state = {"ctx": torch.randn(n_ctx, backbone.text_width) * 0.02}

@@ -174,10 +174,11 @@ def test_parity_mode_training_reproduces_the_reference(reference_dir, shared, tm
 
 @pytest.mark.parametrize("name", ["coop_dtd10_4shot_seed1_det", "maple_dtd10_4shot_seed1_det"])
 def test_parity_mode_iterates_the_reference_batches(reference_dir, shared, name):
-    from vlprompt.api import build_task, load_backbone, load_data
     from vlprompt.config import make_config
     from vlprompt.engine.labels import label_space
     from vlprompt.engine.train_data import train_stream
+    from vlprompt.pipeline.build import build_task
+    from vlprompt.pipeline.loading import load_backbone, load_data
 
     ref = FOLDERS[name]
     flags = dict(zip(shared["data"][::2] + shared["backbone"][::2], shared["data"][1::2] + shared["backbone"][1::2]))

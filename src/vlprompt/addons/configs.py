@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from vlprompt.config import setting
 from vlprompt.methods.configs import promptsrc_ivlp
 from vlprompt.presets import Preset, rule
 from vlprompt.registry import ADDONS
+from vlprompt.settings import AT_LEAST_0, AT_LEAST_1, FINITE, POSITIVE, UNIT, setting
 
 PROMPTSRC_REPO = "PromptSRC (Khattak et al., ICCV 2023)"
 GPA_SOURCE = "PromptSRC configs (Khattak et al., ICCV 2023)"
@@ -38,7 +38,9 @@ WORD_INIT = {"n_ctx": 4, "ctx_init": "a photo of a"}
 @ADDONS.register("kg", implementation="vlprompt.addons.kg:KgAddOn")
 @dataclass
 class KgConfig(AddOnConfig):
-    weight: float = setting(8.0, "λ: official base-to-new runs 8.0; DePT 2.0; the reference train.py default 1.0")
+    weight: float = setting(
+        8.0, "λ: official base-to-new runs 8.0; DePT 2.0; the reference train.py default 1.0", bounds=AT_LEAST_0
+    )
 
     presets = {
         "b2n": Preset(
@@ -56,9 +58,9 @@ class KgConfig(AddOnConfig):
 @ADDONS.register("src", implementation="vlprompt.addons.promptsrc:SrcAddOn")
 @dataclass
 class SrcConfig(AddOnConfig):
-    text_weight: float = setting(25.0, "λ_text of the L1 text-feature constraint")
-    image_weight: float = setting(10.0, "λ_img of the L1 image-feature constraint")
-    kl_weight: float = setting(1.0, "λ_kl of the logit-distribution (KL) constraint")
+    text_weight: float = setting(25.0, "λ_text of the L1 text-feature constraint", bounds=AT_LEAST_0)
+    image_weight: float = setting(10.0, "λ_img of the L1 image-feature constraint", bounds=AT_LEAST_0)
+    kl_weight: float = setting(1.0, "λ_kl of the logit-distribution (KL) constraint", bounds=AT_LEAST_0)
 
     implies = ("gpa",)
     presets = {
@@ -76,8 +78,12 @@ def _gpa(mean: float, std: float):
 @dataclass
 class GPAConfig(AddOnConfig):
     enabled: bool = setting(True, "aggregate the prompts over epochs (false: keep the last epoch's)")
-    mean: float = setting(15.0, "μ of the Gaussian over epochs; presets: B2N 15, XD/DG 6, few-shot 30 (45)")
-    std: float = setting(1.0, "σ of the Gaussian over epochs; presets: B2N 1, XD/DG 10, few-shot 30 (5)")
+    mean: float = setting(
+        15.0, "μ of the Gaussian over epochs; presets: B2N 15, XD/DG 6, few-shot 30 (45)", bounds=FINITE
+    )
+    std: float = setting(
+        1.0, "σ of the Gaussian over epochs; presets: B2N 1, XD/DG 10, few-shot 30 (5)", bounds=POSITIVE
+    )
 
     presets = {
         "b2n": Preset(_gpa(15.0, 1.0), f"{GPA_SOURCE}, base-to-new"),
@@ -98,12 +104,18 @@ class GPAConfig(AddOnConfig):
 @ADDONS.register("nemesis", implementation="vlprompt.addons.nemesis:NemesisAddOn")
 @dataclass
 class NemesisConfig(AddOnConfig):
-    weight: float = setting(1.0, "A: the PUN weight (the README figures' ω: 1, 10 or 20)")
+    weight: float = setting(1.0, "A: the PUN weight (the README figures' ω: 1, 10 or 20)", bounds=AT_LEAST_0)
     norm_type: str = setting("two", "NT: two | one | inf")
-    beta: float = setting(1.0, "β: 1 = PUN only, 0 = PAN only")
-    num_positions: Union[int, str, None] = setting(None, "NP for PAN: an int, or random<N>")
-    corruption_weight: Optional[float] = setting(None, "CW: the RESCALE factor of the PAN pre-inference")
-    pan_weight: Optional[float] = setting(None, "s: PAN weight (default A; 50 on Food101/OxfordPets)")
+    beta: float = setting(1.0, "β: 1 = PUN only, 0 = PAN only", bounds=UNIT)
+    num_positions: Union[int, str, None] = setting(
+        None, "NP for PAN: an int up to the prompt's length, or random<N>", bounds=AT_LEAST_1
+    )
+    corruption_weight: Optional[float] = setting(
+        None, "CW: the RESCALE factor of the PAN pre-inference", bounds=AT_LEAST_0
+    )
+    pan_weight: Optional[float] = setting(
+        None, "s: PAN weight (default A; 50 on Food101/OxfordPets)", bounds=AT_LEAST_0
+    )
     omega_schedule: str = setting("logistic", "logistic | constant (constant on Food101/OxfordPets)")
 
     presets = {
@@ -138,24 +150,26 @@ def _fsa(train: dict, source: str) -> Preset:
 @dataclass
 class RestoreConfig(AddOnConfig):
     formulation: str = setting("code", "code (the released code, default) | paper (activation-level Ω, surgery)")
-    fs_weight: float = setting(1.0, "λ_fs (code: FS_LOSS_R; DTD 0.5)")
+    fs_weight: float = setting(1.0, "λ_fs (code: FS_LOSS_R; DTD 0.5)", bounds=AT_LEAST_0)
     # code formulation
     variant: str = setting(
         "auto", "code: auto (promptsrc with src in the method, else maple) | maple (RESTORE_m) | promptsrc (RESTORE_p)"
     )
-    text_calib_r: float = setting(0.1, "code, maple variant: initial text calibration ratio r_t")
-    vis_calib_r: float = setting(0.1, "code, maple variant: initial vision calibration ratio r_v")
+    text_calib_r: float = setting(0.1, "code, maple variant: initial text calibration ratio r_t", bounds=AT_LEAST_0)
+    vis_calib_r: float = setting(0.1, "code, maple variant: initial vision calibration ratio r_v", bounds=AT_LEAST_0)
     # paper formulation: the values the paper leaves open are ours
     omega_norm: str = setting(
         "token", "paper: ‖Ω‖ per sequence, token: ‖Ω‖_F / √T | sequence: ‖Ω‖_F (not given in the paper: our choice)"
     )
     surgery: bool = setting(True, "paper: add the surgery adapters")
     fs_guided: bool = setting(True, "paper: α from Σ‖Ω‖ (false: the fixed surgery_alpha)")
-    gamma: float = setting(0.1, "paper: α_v = γ Σ_l ‖Ω_l^v‖ (not given in the paper: our choice)")
-    beta: float = setting(0.1, "paper: α_t = β Σ_l ‖Ω_l^t‖ (not given in the paper: our choice)")
-    surgery_alpha: float = setting(0.1, "paper: fixed α when fs_guided is false (not given in the paper: our choice)")
+    gamma: float = setting(0.1, "paper: α_v = γ Σ_l ‖Ω_l^v‖ (not given in the paper: our choice)", bounds=AT_LEAST_0)
+    beta: float = setting(0.1, "paper: α_t = β Σ_l ‖Ω_l^t‖ (not given in the paper: our choice)", bounds=AT_LEAST_0)
+    surgery_alpha: float = setting(
+        0.1, "paper: fixed α when fs_guided is false (not given in the paper: our choice)", bounds=AT_LEAST_0
+    )
     adapter_hidden: int = setting(
-        0, "paper: surgery bottleneck width; 0 → embed_dim // 4 (not given in the paper: our choice)"
+        0, "paper: surgery bottleneck width; 0 → embed_dim // 4 (not given in the paper: our choice)", bounds=AT_LEAST_0
     )
 
     presets = {
@@ -184,8 +198,10 @@ class RestoreConfig(AddOnConfig):
 @ADDONS.register("dept", implementation="vlprompt.addons.dept:DePTAddOn")
 @dataclass
 class DePTConfig(AddOnConfig):
-    weight: float = setting(0.7, "λ (LINEAR_PROBE.WEIGHT): the CAT head's share of the loss and of the fused logits")
-    lr_mult: float = setting(6.5, "learning-rate multiplier of the head and FiLM (OPTIM.LR_EXP)")
+    weight: float = setting(
+        0.7, "λ (LINEAR_PROBE.WEIGHT): the CAT head's share of the loss and of the fused logits", bounds=UNIT
+    )
+    lr_mult: float = setting(6.5, "learning-rate multiplier of the head and FiLM (OPTIM.LR_EXP)", bounds=POSITIVE)
     test_time_fusion: bool = setting(True, "seen classes: fused logits (false: the linear head alone)")
 
     presets = {

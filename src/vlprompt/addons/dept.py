@@ -102,12 +102,6 @@ class DePTAddOn(AddOn):
         self.head = nn.Linear(dim, len(task.space), device=device)
         self._head_acc: Optional[float] = None
 
-    @classmethod
-    def check_config(cls, config, provides) -> Optional[str]:
-        if not 0.0 <= config.weight <= 1.0:
-            return f"dept.weight must be in [0, 1] (got {config.weight}); e.g. --set dept.weight=0.7"
-        return None
-
     @property
     def lr_scale(self) -> float:
         return self.config.lr_mult

@@ -129,6 +129,14 @@ class NemesisAddOn(AddOn):
 
     def __init__(self, task, config: NemesisConfig):
         super().__init__(task, config)
+        if float(config.beta) < 1:  # PAN samples NP of each prompt tensor's M positions
+            n, _ = parse_num_positions(config.num_positions)
+            for name, ctx in self.learner.prompt_vectors().items():
+                if n > ctx.shape[-2]:
+                    raise VLPromptError(
+                        f"nemesis.num_positions={config.num_positions} is above the {ctx.shape[-2]} positions of "
+                        f"prompt tensor {name} (e.g. --set nemesis.num_positions={ctx.shape[-2]})"
+                    )
         self._alpha_sums: Dict[str, torch.Tensor] = {}
         self._steps = 0
         self._omega: Optional[float] = None
@@ -140,8 +148,6 @@ class NemesisAddOn(AddOn):
             return "nemesis.weight is required (the paper's ω: 1, 10 or 20): --set nemesis.weight=10"
         _norm_orders(config.norm_type)
         omega(0, 1, config.omega_schedule)
-        if not 0.0 <= float(config.beta) <= 1.0:
-            return f"nemesis.beta={config.beta} must lie in [0, 1] (1 = PUN only, 0 = PAN only)"
         if config.beta < 1:
             _, is_random = parse_num_positions(config.num_positions)
             if not is_random:

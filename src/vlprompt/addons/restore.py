@@ -75,8 +75,15 @@ from typing import Optional
 from vlprompt.addons.base import AddOn
 from vlprompt.addons.configs import RestoreConfig
 from vlprompt.capabilities import Capability
+from vlprompt.registry import load_object
 
 FORMULATIONS = ("code", "paper")
+#: the class of each formulation, named as the registries name implementations (``module:Class``, imported when
+#: a model is built): the formulations subclass :class:`Restore`, so this module does not import them
+IMPLEMENTATIONS = {
+    "code": "vlprompt.addons.restore_code:RestoreCode",
+    "paper": "vlprompt.addons.restore_paper:RestorePaper",
+}
 VARIANTS = ("auto", "maple", "promptsrc")
 
 
@@ -95,13 +102,7 @@ class Restore(AddOn):
 
     @classmethod
     def implementation(cls, config) -> type:
-        if config.formulation == "paper":
-            from vlprompt.addons.restore_paper import RestorePaper
-
-            return RestorePaper
-        from vlprompt.addons.restore_code import RestoreCode
-
-        return RestoreCode
+        return load_object(IMPLEMENTATIONS["paper" if config.formulation == "paper" else "code"])
 
     @classmethod
     def check_config(cls, config, provides) -> Optional[str]:

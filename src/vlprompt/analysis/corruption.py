@@ -25,6 +25,7 @@ import dataclasses
 import io as textio
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
@@ -32,6 +33,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import torch
 
 from vlprompt import fileio
+from vlprompt.engine.rundir import METRICS
 from vlprompt.errors import VLPromptError
 
 log = logging.getLogger("vlprompt")
@@ -172,12 +174,19 @@ def write_csv(path: Path, rows: List[Dict]) -> None:
 
 # ----------------------------------------------------------------------------------- command
 def parse_positions(text: str, m: int) -> List[int]:
+    """``all`` or a comma list of positions, each in ``0..m-1``."""
     if text.strip().lower() == "all":
         return list(range(m))
     try:
-        return [int(p) for p in text.split(",") if p.strip()]
+        positions = [int(p) for p in text.split(",") if p.strip()]
     except ValueError:
-        raise VLPromptError(f"--positions {text!r}: use all or a comma list such as 0,3,7") from None
+        positions = []
+    if not positions:
+        raise VLPromptError(f"--positions {text!r}: use all or a comma list such as 0,3,7")
+    outside = [p for p in positions if not 0 <= p < m]
+    if outside:
+        raise VLPromptError(f"--positions {text}: {outside[0]} is outside 0..{m - 1} (the prompt has {m} positions)")
+    return positions
 
 
 def parse_weights(text: str) -> List[float]:
@@ -187,7 +196,18 @@ def parse_weights(text: str) -> List[float]:
         values = []
     if not values:
         raise VLPromptError(f"--weights {text!r}: use a comma list such as 0,0.001,0.1,0.5,2")
+    for value in values:
+        check_weight(value, f"--weights {text}")
     return values
+
+
+def check_weight(weight: float, flag: str) -> float:
+    """A replacement std or a rescale factor must be a finite number >= 0."""
+    if not (math.isfinite(weight) and weight >= 0):
+        raise VLPromptError(
+            f"{flag}: {weight} is not a finite number >= 0 (the std of the replacement or the rescale factor)"
+        )
+    return weight
 
 
 @dataclass
@@ -213,6 +233,10 @@ class Corruption:
             raise VLPromptError(f"--op {self.op} needs --pos J and --weight W (or use --sweep)")
         if self.sweep and (self.positions is None or self.weights is None):
             raise VLPromptError("--sweep needs --positions (all or 0,3,...) and --weights (e.g. 0,0.001,0.1,0.5,2)")
+        if self.weight is not None:
+            check_weight(self.weight, "--weight")
+        if self.weights is not None:
+            parse_weights(self.weights)
 
 
 def corrupt(
@@ -229,10 +253,12 @@ def corrupt(
     """``vlprompt corrupt``: test trained run ``source`` on ``data`` (a :class:`~vlprompt.config.DataConfig`) with
     one corruption (a run directory with results.json and predictions.csv) or a sweep (sweep.csv, summary.json /
     .txt and, when the run logged norms, norms.png). The replacement noise is seeded with ``data.seed``."""
-    from vlprompt.api import data_identity, evaluate_task, finished, open_on_data, resolve_path
     from vlprompt.engine.evaluation import evaluate
     from vlprompt.engine.features import FeatureCache
     from vlprompt.engine.rundir import RunDir
+    from vlprompt.pipeline.evaluation import evaluate_task, open_on_data
+    from vlprompt.pipeline.identity import data_identity, resolve_path
+    from vlprompt.pipeline.records import finished
 
     identity = {
         "source": resolve_path(str(source)),
@@ -274,28 +300,21 @@ def corrupt(
 
     if out is None:
         raise VLPromptError("--sweep needs --out (the folder for sweep.csv and the summary)")
+    positions = parse_positions(corruption.positions, ctx.shape[-2])
     with RunDir(Path(out), kind, identity).open() as run:
-        return _run_sweep(source, run, task.learner, name, ctx.shape[-2], corruption, accuracy, data.seed, quiet)
+        return _run_sweep(source, run, task.learner, name, positions, corruption, accuracy, data.seed, quiet)
 
 
-def _run_sweep(source, run, learner, name: str, m: int, corruption: Corruption, accuracy, seed: int, quiet: bool):
+def _run_sweep(source, run, learner, name: str, positions, corruption: Corruption, accuracy, seed: int, quiet: bool):
     from vlprompt.analysis.plots import has_norm_history, plot_norms_and_accuracy
     from vlprompt.extras import available
 
-    rows = sweep(
-        learner,
-        name,
-        corruption.op,
-        parse_positions(corruption.positions, m),
-        parse_weights(corruption.weights),
-        accuracy,
-        seed,
-    )
+    rows = sweep(learner, name, corruption.op, positions, parse_weights(corruption.weights), accuracy, seed)
     groups = summarize(rows)
     write_csv(run.path / "sweep.csv", rows)
     table = format_summary(groups)
     fileio.write_text(run.path / "summary.txt", table + "\n")
-    metrics_path = Path(source) / "metrics.jsonl"
+    metrics_path = Path(source) / METRICS
     if has_norm_history(metrics_path):
         if available("matplotlib"):
             plot_norms_and_accuracy(metrics_path, run.path / "norms.png")

@@ -96,10 +96,10 @@ def feature_shift(
 ) -> Dict:
     """``vlprompt analyze feature-shift``: per-layer ‖Ω_l‖ of trained run ``source`` on ``data``'s test images
     (a table on stdout; JSON to ``out`` when given)."""
-    from vlprompt.api import open_on_data
     from vlprompt.data.transforms import backbone_transform
     from vlprompt.engine import features as fc
     from vlprompt.engine.precision import autocast_context
+    from vlprompt.pipeline.evaluation import open_on_data
 
     if out:
         fileio.check_output_file(Path(out), "--out", "feature-shift result", fileio.json_where(_is_result))

@@ -28,8 +28,11 @@ def epoch_records(metrics_jsonl: Path) -> List[Dict]:
     path = Path(metrics_jsonl)
     if not path.exists():
         raise VLPromptError(f"{path} not found: pass the metrics.jsonl of a `vlprompt train` run")
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in lines if "epoch" in r]
+    try:
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except ValueError as exc:
+        raise VLPromptError(f"{path} is damaged ({exc}); re-run that training run or move the file away") from None
+    return [r for r in lines if isinstance(r, dict) and "epoch" in r]
 
 
 def norm_series(records: List[Dict]) -> Dict[str, Dict[int, List[float]]]:
@@ -48,6 +51,14 @@ def has_norm_history(metrics_jsonl: Path) -> bool:
 
 
 def plot_norms_and_accuracy(metrics_jsonl: Path, out_png: Path) -> Path:
+    """Write :func:`norms_figure` of ``metrics_jsonl`` to ``out_png``."""
+    fig = norms_figure(metrics_jsonl)
+    out_png = Path(out_png)
+    fileio.atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    return out_png
+
+
+def norms_figure(metrics_jsonl: Path):
     """Per-epoch mean prompt norm (thick), per-position norms (thin) and, on a second axis, test accuracy."""
     require("matplotlib", "plotting")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -84,6 +95,4 @@ def plot_norms_and_accuracy(metrics_jsonl: Path, out_png: Path) -> Path:
     ax.legend(handles, labels, loc="best", fontsize=8)
     ax.set_title(Path(metrics_jsonl).parent.name)
     fig.tight_layout()
-    out_png = Path(out_png)
-    fileio.atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    return out_png
+    return fig

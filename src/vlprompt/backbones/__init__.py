@@ -30,14 +30,30 @@ __all__ = [
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    from vlprompt.errors import VLPromptError
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise VLPromptError(f"--device {device!r}: use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VLPromptError(f"--device {device} requested but CUDA is not available; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None:
+        check_gpu_ids([dev.index], f"--device {device}")
+    return dev
+
+
+def check_gpu_ids(ids, flag: str) -> None:
+    """Refuse GPU indices this machine does not have (``--device cuda:N``, ``sweep --devices``)."""
+    count = torch.cuda.device_count()
+    missing = [i for i in ids if not (isinstance(i, int) and 0 <= i < count)]
+    if missing:
         from vlprompt.errors import VLPromptError
 
-        raise VLPromptError(f"--device {device} requested but CUDA is not available; use --device cpu")
-    return dev
+        have = f"GPUs 0..{count - 1}" if count > 1 else "GPU 0" if count == 1 else "no CUDA GPU"
+        raise VLPromptError(f"{flag}: this machine has {have} (no GPU {missing[0]}); name GPUs it has")
 
 
 def load_backbone(

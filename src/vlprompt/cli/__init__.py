@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "vlprompt.cli.convert_cmd",
     "vlprompt.cli.presets_cmd",
     "vlprompt.cli.demo_cmd",
+    "vlprompt.cli.toy_pretrain_cmd",
     "vlprompt.cli.corrupt_cmd",
     "vlprompt.cli.analyze_cmd",
     "vlprompt.cli.sweep_cmd",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vlprompt.cli.common import add_backbone_args, add_dataset_args, count, positive
+from vlprompt.config import LABEL_SPACES
 
 
 def add_parser(sub) -> None:
@@ -33,7 +34,7 @@ def add_parser(sub) -> None:
     )
     g.add_argument(
         "--label-space",
-        choices=["auto", "seen", "unseen"],
+        choices=LABEL_SPACES,
         default="auto",
         help="the label space the text prompts are built for (auto decides from the class names)",
     )

@@ -7,7 +7,7 @@ import argparse
 import math
 from typing import Optional
 
-from vlprompt.config import DataConfig
+from vlprompt.config import SUBSAMPLES, DataConfig
 
 #: the largest seed (NumPy and torch take 64-bit seeds; 2^63 - 1 keeps every consumer happy)
 MAX_SEED = 2**63 - 1
@@ -69,7 +69,7 @@ def add_dataset_args(p: argparse.ArgumentParser, shots: bool = True, prompts: bo
         g.add_argument("--seed", type=seed, default=1, help="seed for few-shot sampling and training")
         g.add_argument(
             "--subsample",
-            choices=["all", "base", "new"],
+            choices=SUBSAMPLES,
             default="all",
             help="label space: all classes, the base half or the new half (base-to-new protocol)",
         )
@@ -137,12 +137,7 @@ def add_backbone_args(p: argparse.ArgumentParser, inherit: bool = False) -> None
         else "open_clip pretrained tag (e.g. openai; needs network once), a local weights file "
         "(.safetensors, .pt/.bin state dict, OpenAI JIT archive) or a local directory; `none` = random init",
     )
-    g.add_argument(
-        "--trust-pickle",
-        action="store_true",
-        help="allow fully unpickling a weights file that weights_only loading refuses "
-        "(only for files you trust: unpickling can run arbitrary code)",
-    )
+    add_trust_pickle_arg(g)
     act = g.add_mutually_exclusive_group()
     act.add_argument(
         "--quick-gelu",
@@ -159,6 +154,16 @@ def add_backbone_args(p: argparse.ArgumentParser, inherit: bool = False) -> None
         help="build the MLPs with GELU whatever the weights suggest",
     )
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+
+
+def add_trust_pickle_arg(g) -> None:
+    """``--trust-pickle``: every command that loads backbone weights takes it (the refusal's hint names it)."""
+    g.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow fully unpickling a weights file that weights_only loading refuses "
+        "(only for files you trust: unpickling can run arbitrary code)",
+    )
 
 
 def add_run_args(p: argparse.ArgumentParser, batch_default=None, precision_default="auto") -> None:

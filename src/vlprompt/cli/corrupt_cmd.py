@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vlprompt.cli.common import add_backbone_args, add_dataset_args, add_run_args, backbone_options, count, data_config
+from vlprompt.config import LABEL_SPACES
 
 
 def add_parser(sub) -> None:
@@ -26,7 +27,7 @@ def add_parser(sub) -> None:
     add_run_args(p, batch_default=None, precision_default=None)
     p.add_argument(
         "--label-space",
-        choices=["auto", "seen", "unseen"],
+        choices=LABEL_SPACES,
         default="auto",
         help="seen = the trained classes; auto decides from the class names",
     )

@@ -21,7 +21,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from vlprompt.cli import main
+    from vlprompt.cli.planning import planned_identity
     from vlprompt.demo import run_demo
 
-    run_demo(args.out, quick=args.quick, epochs=args.epochs, quiet=args.quiet)
+    run_demo(args.out, main, planned_identity, quick=args.quick, epochs=args.epochs, quiet=args.quiet)
     return 0

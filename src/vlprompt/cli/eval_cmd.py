@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vlprompt.cli.common import add_backbone_args, add_dataset_args, add_run_args, add_verbosity_args, backbone_options
+from vlprompt.config import LABEL_SPACES
 
 
 def add_parser(sub) -> None:
@@ -18,7 +19,7 @@ def add_parser(sub) -> None:
     add_run_args(p, batch_default=None, precision_default=None)
     p.add_argument(
         "--label-space",
-        choices=["auto", "seen", "unseen"],
+        choices=LABEL_SPACES,
         default="auto",
         help="seen = the trained classes (DePT fuses its head); auto decides from the class names",
     )
@@ -27,10 +28,11 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def evaluate_args(args, plan_only: bool = False):
+    """:func:`vlprompt.api.evaluate` of the parsed flags (``plan_only``: the run identity it would have)."""
     from vlprompt.api import evaluate
 
-    evaluate(
+    return evaluate(
         args.run,
         args.dataset,
         data_root=args.data_root,
@@ -50,5 +52,10 @@ def run(args) -> int:
         num_workers=args.num_workers,
         save_logits=args.save_logits,
         quiet=args.quiet,
+        plan_only=plan_only,
     )
+
+
+def run(args) -> int:
+    evaluate_args(args)
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlprompt.cli.common import add_label_space_args
+from vlprompt.cli.common import add_label_space_args, add_trust_pickle_arg
 
 
 def add_parser(sub) -> None:
@@ -16,6 +16,7 @@ def add_parser(sub) -> None:
     p.add_argument("--run", required=True, help="run directory written by `vlprompt train`")
     p.add_argument("--out", required=True, help="the .safetensors file to write")
     add_label_space_args(p)
+    add_trust_pickle_arg(p)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.set_defaults(func=run)
 
@@ -24,10 +25,12 @@ def run(args) -> int:
     import json
 
     from vlprompt.export import export_classifier
-    from vlprompt.predict import parse_classnames
+    from vlprompt.predict import label_space_args
 
-    classnames = parse_classnames(args.classnames)
-    out, meta = export_classifier(args.run, args.out, classnames, args.template, device=args.device)
+    classnames, template = label_space_args(args)
+    out, meta = export_classifier(
+        args.run, args.out, classnames, template, trust_pickle=args.trust_pickle, device=args.device
+    )
     names = json.loads(meta["classnames"])
     print(
         f"wrote {out}: {meta['method']} classifier over {len(names)} classes ({meta['backbone']}, {meta['pretrained']})"

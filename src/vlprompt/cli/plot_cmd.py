@@ -12,7 +12,12 @@ def add_parser(sub) -> None:
         "them (train with +nemesis and --eval-every 1).",
     )
     p.add_argument("root", metavar="OUT", help="the sweep's --root folder")
-    p.add_argument("--out", default=None, help="folder for the PNG files (default: OUT/plots)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="folder for the PNG files (default: OUT/plots); a file there is replaced only when `vlprompt plot` "
+        "wrote it for this sweep",
+    )
     p.set_defaults(func=run)
 
 
@@ -20,13 +25,18 @@ def run(args) -> int:
     from pathlib import Path
 
     from vlprompt.errors import VLPromptError
+    from vlprompt.extras import require
     from vlprompt.results.plots import plot_all
     from vlprompt.results.summaries import summaries
 
+    require("matplotlib", "vlprompt plot")
     root = Path(args.root)
     if not root.is_dir():
         raise VLPromptError(f"{root} is not a folder: pass the --root of a `vlprompt sweep`")
-    paths = plot_all(root, summaries(root), Path(args.out) if args.out else root / "plots")
+    out = Path(args.out) if args.out else root / "plots"
+    if out.exists() and not out.is_dir():
+        raise VLPromptError(f"--out {out} is a file; give a folder for the figures")
+    paths = plot_all(root, summaries(root), out)
     if not paths:
         raise VLPromptError(f"{root} has nothing to plot: no few-shot or base-to-new results, no prompt-norm logs")
     for path in paths:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlprompt.cli.common import add_label_space_args, add_verbosity_args, positive
+from vlprompt.cli.common import add_label_space_args, add_trust_pickle_arg, add_verbosity_args, positive
 
 
 def add_parser(sub) -> None:
@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=positive, default=64)
     p.add_argument("--backbone", default=None, help="default: the run's backbone")
     p.add_argument("--pretrained", default=None, help="default: the run's weights source")
+    add_trust_pickle_arg(p)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     add_verbosity_args(p)
     p.set_defaults(func=run)
@@ -28,14 +29,16 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from vlprompt.api import load_run
     from vlprompt.errors import VLPromptError
-    from vlprompt.predict import collect_images, parse_classnames, predict_images, prediction_rows, render
+    from vlprompt.predict import collect_images, label_space_args, predict_images, prediction_rows, render
 
     if args.topk < 1 or args.batch_size < 1:
         raise VLPromptError("--topk and --batch-size must be >= 1")
     images = collect_images(args.images)
-    classnames = parse_classnames(args.classnames)
-    model = load_run(args.run, backbone=args.backbone, pretrained=args.pretrained, device=args.device)
-    logits = predict_images(model, images, classnames, args.template, args.batch_size, show_progress=not args.quiet)
+    classnames, template = label_space_args(args)
+    model = load_run(
+        args.run, backbone=args.backbone, pretrained=args.pretrained, trust_pickle=args.trust_pickle, device=args.device
+    )
+    logits = predict_images(model, images, classnames, template, args.batch_size, show_progress=not args.quiet)
     names = classnames or model.classnames
     print(render(prediction_rows(images, logits, names, args.topk), args.format))
     return 0

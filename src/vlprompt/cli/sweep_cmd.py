@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vlprompt.cli.common import add_verbosity_args, count, seed
+from vlprompt.presets import PROTOCOLS
 
 
 def add_parser(sub) -> None:
@@ -12,13 +13,14 @@ def add_parser(sub) -> None:
         "sweep",
         help="run a protocol (fewshot, b2n, xd, dg) for several methods, datasets and seeds",
         description="Build every run of a protocol as a `vlprompt train/eval/zeroshot` job in "
-        "OUT/<protocol>/<method>/<dataset>/shots<K>/seed<S>/<kind>, skip the finished ones (results.json), run "
+        "OUT/<protocol>/<method>/<dataset>/shots<K>/seed<S>/<kind>, check the whole plan first (a run folder "
+        "made with other settings is refused, naming the first difference), skip the finished ones, run "
         "the rest (evaluations after their training run), keep going past failures and report them with the "
         "tail of their log. Re-running the same command finishes what is missing. Then: `vlprompt table OUT`.",
     )
     g = p.add_argument_group("what to run")
     g.add_argument("--recipe", default=None, help="a paper's experiment (see `vlprompt list recipes`); flags override")
-    g.add_argument("--protocol", choices=["fewshot", "b2n", "xd", "dg"], default=None)
+    g.add_argument("--protocol", choices=PROTOCOLS, default=None)
     g.add_argument("--methods", nargs="+", default=None, help="methods, e.g. zeroshot coop kgcoop+dept")
     g.add_argument(
         "--datasets",
@@ -84,6 +86,7 @@ def job_args(args: argparse.Namespace) -> list:
 
 
 def launcher_from_args(args: argparse.Namespace):
+    from vlprompt.cli import main
     from vlprompt.errors import VLPromptError
 
     if args.launcher == "slurm":
@@ -94,6 +97,7 @@ def launcher_from_args(args: argparse.Namespace):
         import_submitit()
         return SlurmLauncher(
             root=args.root,
+            command=main,
             partition=args.slurm_partition,
             gpus_per_job=args.slurm_gpus_per_job,
             cpus_per_job=args.slurm_cpus_per_job,
@@ -106,7 +110,11 @@ def launcher_from_args(args: argparse.Namespace):
     if args.jobs < 1:
         raise VLPromptError(f"--jobs {args.jobs}: give at least 1")
     devices = tuple(d.strip() for d in args.devices.split(",") if d.strip()) if args.devices else ()
-    return LocalLauncher(jobs=args.jobs, devices=devices)
+    if devices:
+        from vlprompt.backbones import check_gpu_ids
+
+        check_gpu_ids([int(d) if d.isdigit() else d for d in devices], f"--devices {args.devices}")
+    return LocalLauncher(main, jobs=args.jobs, devices=devices)
 
 
 def run(args) -> int:
@@ -114,7 +122,9 @@ def run(args) -> int:
     import sys
 
     from vlprompt.api import resolve_path
+    from vlprompt.cli.planning import planned_identity
     from vlprompt.sweep import build_spec, plan, run_sweep, states
+    from vlprompt.sweep.checks import check_plan
     from vlprompt.sweep.progress import Progress
 
     spec = build_spec(
@@ -135,6 +145,7 @@ def run(args) -> int:
         templates=args.templates if args.templates in (None, "single", "ensemble") else resolve_path(args.templates),
     )
     jobs = plan(spec)
+    check_plan(spec, jobs, planned_identity)  # once, before any job: a bad setting or a changed plan is one line
     if args.dry_run:
         state = states(jobs)
         for job in jobs:

@@ -35,18 +35,23 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def config_from_args(args):
+    """The zero-shot run's configuration (a bad --templates or --set fails here, before any work)."""
     from pathlib import Path
 
-    from vlprompt.api import zeroshot
     from vlprompt.config import make_config
     from vlprompt.errors import VLPromptError
 
     if args.templates not in MODES and not Path(args.templates).is_file():
         raise VLPromptError(f"--templates {args.templates}: use single, ensemble or an existing templates file")
+    if args.template is not None and args.templates not in MODES:
+        raise VLPromptError(
+            f"--template does not apply with --templates {args.templates} (the file is the whole ensemble): "
+            "add the template to the file, or drop one of the two"
+        )
     mode = args.templates if args.templates in MODES else "ensemble"
     args.templates_file = None if args.templates in MODES else args.templates
-    cfg = make_config(
+    return make_config(
         "zeroshot",
         args.dataset,
         overrides=[f"zeroshot.templates={mode}"],
@@ -57,5 +62,10 @@ def run(args) -> int:
         feature_cache=False if args.no_feature_cache else None,
         **data_options(args),
     )
-    zeroshot(cfg, save_logits=args.save_logits, quiet=args.quiet)
+
+
+def run(args) -> int:
+    from vlprompt.api import zeroshot
+
+    zeroshot(config_from_args(args), save_logits=args.save_logits, quiet=args.quiet)
     return 0

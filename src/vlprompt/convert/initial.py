@@ -10,7 +10,10 @@ The source is read as vlprompt tensors (task state-dict names, ``learner.ctx``, 
 * a reference (Dassl) checkpoint, ``model.pth.tar-N`` or its folder.
 
 Every given tensor must exist in the task with the same shape (else one :class:`~vlprompt.errors.VLPromptError`
-line naming them); tensors the source lacks keep their fresh initialisation and are reported. Values are cast
+line naming them); tensors the source lacks keep their fresh initialisation and are reported — RESTORE's
+calibration ratios, which the reference writes with its initial tensors, then keep the configuration's
+``restore.text_calib_r`` / ``restore.vis_calib_r``. A run is identified by the source's content
+(:func:`vlprompt.fileio.content_sha256`), not only its path: changed starting values are another run. Values are cast
 to the task's dtype. After loading, add-ons re-capture state derived from the starting prompts
 (:meth:`~vlprompt.addons.base.AddOn.on_initial_values`: RESTORE's initial Gram norms, which the reference
 MaPLe_FSA captures at its first forward, after its weights were loaded).
@@ -63,7 +66,7 @@ def read_initial_tensors(source, method: str, trust_pickle: bool = False) -> Dic
     state = read_reference_checkpoint(path, trust_pickle=trust_pickle).state_dict
     if state and all(name.startswith(VLPROMPT_PREFIXES) for name in state):
         return dict(state)
-    return to_vlprompt(method, state).tensors
+    return to_vlprompt(method, state, from_config=True).tensors
 
 
 def load_initial_values(task, source, trust_pickle: bool = False) -> InitialValues:

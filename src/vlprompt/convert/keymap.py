@@ -63,6 +63,8 @@ class Rule:
     kind: str = "tensor"  # tensor | stack | class_buffer | unused | frozen
     required: bool = False  # every expansion of {w} must be present
     first: int = 0  # stack: the index of the first layer
+    #: the setting that fixes this tensor's value (a starting-values file may lack it: ``from_config``)
+    config: Optional[str] = None
     regex: "re.Pattern[str]" = field(init=False, repr=False, compare=False)  # compiled from ``ref``
 
     def __post_init__(self):
@@ -146,8 +148,8 @@ RESTORE = tuple(
     for ref, tower in (("text", "t"), ("visual", "v"))
     for layer, ours in (("post_ln", "norm"), ("FFN.0", "fc1"), ("FFN.2", "fc2"))
 ) + (
-    Rule("text_cali_ratio", "addons.restore.text_ratio", required=True),
-    Rule("vis_cali_ratio", "addons.restore.vis_ratio", required=True),
+    Rule("text_cali_ratio", "addons.restore.text_ratio", required=True, config="restore.text_calib_r"),
+    Rule("vis_cali_ratio", "addons.restore.vis_ratio", required=True, config="restore.vis_calib_r"),
 )
 
 
@@ -287,13 +289,15 @@ def _unknown_error(method: str, trainer: Trainer, unknown: List[str], state_dict
     )
 
 
-def to_vlprompt(method: str, state_dict: Mapping[str, torch.Tensor]) -> ConvertedTensors:
+def to_vlprompt(method: str, state_dict: Mapping[str, torch.Tensor], from_config: bool = False) -> ConvertedTensors:
     """Rename a reference state dict to vlprompt's task state-dict names (see the module docstring).
 
     ``method`` is a vlprompt method string (:func:`canonical_method`); ``state_dict`` maps reference
     names to tensors (a Dassl checkpoint's ``state_dict`` or a safetensors file of the same names).
     Tensors neither mapped, dropped, unused nor frozen, and required tensors that are absent, raise one
-    :class:`~vlprompt.errors.VLPromptError` naming the first few and the method.
+    :class:`~vlprompt.errors.VLPromptError` naming the first few and the method. ``from_config``: a required
+    tensor whose value a setting fixes (:attr:`Rule.config`, RESTORE's calibration ratios) may be absent — the
+    task keeps the setting's value (starting values, ``--init-from``).
     """
     method = canonical_method(method)
     trainer = TRAINERS[method]
@@ -325,7 +329,7 @@ def to_vlprompt(method: str, state_dict: Mapping[str, torch.Tensor]) -> Converte
     missing = [
         rule.ref.replace("{w}", w or "")
         for rule in trainer.rules
-        if rule.required
+        if rule.required and not (from_config and rule.config)
         for w in (("weight", "bias") if "{w}" in rule.ref else (None,))
         if (rule, w) not in matched
     ]

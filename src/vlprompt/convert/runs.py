@@ -21,13 +21,15 @@ Settings:
 
 The label space is that of the data flags (``--dataset``, ``--split-file``, ``--subsample``, ...): give those
 the checkpoint was trained with, so that a base-class run evaluates on the new classes like any other run.
-Class-dependent buffers (``token_prefix`` / ``token_suffix``) are dropped and rebuilt from the class names;
+Class-dependent buffers (``token_prefix`` / ``token_suffix``) are dropped and rebuilt from the class names, after
+their class count is compared with the data flags' (another count is a one-line error);
 tensors the reference saves but never uses are reported and ignored. A DePT checkpoint without its linear
 head (``linear_probe_proj``) converts to the base method alone: its FiLM layers only feed that head, so every
 evaluation is the similarity head's. Frozen CLIP tensors found in the checkpoint (MaPLe, IVLP, PromptSRC, DePT
 and MaPLe_FSA save the whole model) are checked against the backbone: a missing counterpart, another shape, or
 values further apart than fp16 rounding (the references' default half mode) mean another backbone, which is an
-error unless ``check_frozen`` is off.
+error unless ``check_frozen`` is off. Trained tensors holding NaN or infinity, and context tensors without vectors
+(or dimensions) for their setting, are refused.
 """
 
 from __future__ import annotations
@@ -123,14 +125,46 @@ def _names(names: Sequence[str]) -> str:
 
 
 # ------------------------------------------------------------------------------------------ settings
-def shape_settings(base: str, tensors: Dict[str, torch.Tensor]) -> Dict[Tuple[str, str], Any]:
-    """``{(section, key): value}`` read from the converted tensors' shapes (see :data:`SHAPE_SETTINGS`)."""
+def shape_settings(base: str, tensors: Dict[str, torch.Tensor], source: Path) -> Dict[Tuple[str, str], Any]:
+    """``{(section, key): value}`` read from the converted tensors' shapes (see :data:`SHAPE_SETTINGS`); a tensor
+    with too few dimensions or no vectors for its setting is a one-line error naming the checkpoint."""
     settings = {}
     for key, name, read, absent in SHAPE_SETTINGS.get(base, ()):
-        value = read(tensors[name]) if name in tensors else absent
+        try:
+            value = read(tensors[name]) if name in tensors else absent
+        except IndexError:
+            value = 0
+        if key.startswith("n_ctx") and value is not None and value < 1:
+            raise VLPromptError(
+                f"{source}: {name} has shape {list(tensors[name].shape)}, no {base} context (one [n, width] vector "
+                "per context token); the checkpoint is damaged or holds another method (--method)"
+            )
         if value is not None:
             settings[(base, key)] = value
     return settings
+
+
+def check_finite(tensors: Dict[str, torch.Tensor], source: Path) -> None:
+    """Refuse trained tensors holding NaN or infinity (a diverged or damaged run): they would evaluate to noise."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise VLPromptError(
+                f"{source}: {name} holds {bad} NaN/infinite value(s); the checkpoint is damaged or its training "
+                "diverged: convert a checkpoint of a run that trained normally"
+            )
+
+
+def check_class_count(ref_state: Dict[str, torch.Tensor], buffers: Sequence[str], space_size: int, source, where):
+    """The class-name buffers the reference saved (``token_prefix`` ``[K, 1, D]``, ...) hold one row per class of
+    the label space it was trained on: refuse data flags that give another number of classes."""
+    counts = {name: ref_state[name].shape[0] for name in buffers if name in ref_state and ref_state[name].dim()}
+    for name, k in counts.items():
+        if k != space_size:
+            raise VLPromptError(
+                f"{source}: the checkpoint was trained on {k} classes ({name} {list(ref_state[name].shape)}), the "
+                f"data flags ({where}) give {space_size}; pass the --dataset / --subsample it was trained on"
+            )
 
 
 def _user_settings(overrides: Sequence[str]) -> Dict[Tuple[str, str], str]:
@@ -254,13 +288,16 @@ def convert_checkpoint(
     ``data_root``, ``split_file``, ``subsample``, ``backbone``, ``pretrained``, ``trust_pickle``, ...) are those
     of ``vlprompt train``; ``trust_pickle`` also applies to the checkpoint.
     """
-    from vlprompt.api import backbone_identity, build_task, data_identity, load_backbone, load_data, weights_meta
     from vlprompt.config import make_config, to_dict
     from vlprompt.convert.dassl import read_reference_checkpoint
     from vlprompt.convert.keymap import TRAINERS, infer_method, to_vlprompt
     from vlprompt.engine.labels import label_space
     from vlprompt.engine.rundir import CONFIG, RunDir
     from vlprompt.engine.weights import save_weights
+    from vlprompt.pipeline.build import build_task
+    from vlprompt.pipeline.identity import backbone_identity, data_identity
+    from vlprompt.pipeline.loading import load_backbone, load_data
+    from vlprompt.pipeline.records import weights_meta
     from vlprompt.task.composition import parse_method
 
     ref = read_reference_checkpoint(checkpoint, trust_pickle=bool(options.get("trust_pickle")))
@@ -273,7 +310,8 @@ def convert_checkpoint(
         tensors = {k: v for k, v in tensors.items() if k not in ignored}
         method = _without_dept(method)
     composition = parse_method(method)
-    fixed = {**shape_settings(composition.base, tensors), **TRAINER_SETTINGS.get(trainer, {})}
+    check_finite(tensors, ref.source)
+    fixed = {**shape_settings(composition.base, tensors, ref.source), **TRAINER_SETTINGS.get(trainer, {})}
     user = _user_settings(overrides)
     _check_contradictions(fixed, user, method)
     extra = [f"{section}.{key}={value}" for (section, key), value in fixed.items()]
@@ -286,6 +324,8 @@ def convert_checkpoint(
         cfg.sources[dotted] = f"vlprompt convert ({trainer} checkpoint)"
     data = load_data(cfg.data)
     space = label_space(data)
+    where = f"--dataset {cfg.data.dataset} --subsample {cfg.data.subsample}"
+    check_class_count(ref.state_dict, converted.dropped_class_buffers, len(space), ref.source, where)
     backbone = load_backbone(cfg.backbone, quiet=quiet)
     frozen_diff = check_frozen(converted.frozen, backbone) if check_frozen_tensors and converted.frozen else 0.0
     task = build_task(backbone, cfg, space)

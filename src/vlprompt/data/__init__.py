@@ -18,7 +18,7 @@ from vlprompt.data import benchmarks, custom, imagenet  # noqa: F401  (register 
 from vlprompt.data.base import DATASETS, DatasetSplits, Datum
 from vlprompt.data.fewshot import fewshot_cache_path, fewshot_json, load_fewshot, sample_fewshot
 from vlprompt.data.overrides import apply_overrides
-from vlprompt.data.subsample import SUBSAMPLE_CHOICES, subsample_classes
+from vlprompt.data.subsample import subsample_classes
 from vlprompt.data.templates import (
     IMAGENET_TEMPLATES,
     IMAGENET_TEMPLATES_SELECT,
@@ -38,7 +38,6 @@ __all__ = [
     "fewshot_cache_path",
     "fewshot_json",
     "subsample_classes",
-    "SUBSAMPLE_CHOICES",
     "ImageDataset",
     "collate_skip_none",
     "build_transform",

@@ -10,26 +10,41 @@ skip it). Everything here is picklable, so it works with DataLoader worker proce
 from __future__ import annotations
 
 import logging
-import sys
+import struct
 from typing import Callable, List, Optional, Sequence
 
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
 from vlprompt.data.base import Datum
+from vlprompt.data.pixels import to_viewer_rgb
 from vlprompt.errors import VLPromptError
 
 logger = logging.getLogger("vlprompt.data")
 
-#: what PIL raises for missing, truncated, corrupt or oversized files
-_READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+#: what PIL raises for missing, truncated, corrupt, non-image or oversized (decompression bomb) files
+READ_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
 
 
 def load_rgb(path: str) -> Image.Image:
-    """Open and fully decode an image as RGB (errors surface here, not later in a transform)."""
+    """Open and fully decode an image as the RGB image a viewer shows (:func:`~vlprompt.data.pixels.to_viewer_rgb`;
+    errors surface here, not later in a transform)."""
     with Image.open(path) as image:
         image.load()
-        return image.convert("RGB")
+        return to_viewer_rgb(image)
+
+
+def unreadable(path, exc: BaseException) -> str:
+    """``cannot read image PATH (Error: reason)``."""
+    return f"cannot read image {path} ({type(exc).__name__}: {exc})"
+
+
+def read_image(path) -> Image.Image:
+    """:func:`load_rgb`, with a one-line error naming the file (``predict`` and the API's image paths)."""
+    try:
+        return load_rgb(str(path))
+    except READ_ERRORS as exc:
+        raise VLPromptError(f"{unreadable(path, exc)}; replace the file or leave it out") from None
 
 
 class ImageDataset(Dataset):
@@ -46,17 +61,15 @@ class ImageDataset(Dataset):
         item = self.items[index]
         try:
             image = load_rgb(item.impath)
-        except _READ_ERRORS as exc:
-            reason = f"{type(exc).__name__}: {exc}"
+        except READ_ERRORS as exc:
             if not self.skip_corrupt:
                 raise VLPromptError(
-                    f"cannot read image {item.impath} ({reason}); replace or remove the file, "
-                    f"or pass --skip-corrupt to skip unreadable images"
+                    f"{unreadable(item.impath, exc)}; replace it with a readable copy and run the same command "
+                    "again (removing it or passing --skip-corrupt changes the data: a new --out)"
                 ) from None
             if item.impath not in self._reported:
                 self._reported.add(item.impath)
-                logger.warning("skipping unreadable image %s (%s)", item.impath, reason)
-                print(f"warning: skipping unreadable image {item.impath} ({reason})", file=sys.stderr)
+                logger.warning("skipping unreadable image %s (%s: %s)", item.impath, type(exc).__name__, exc)
             return None
         if self.transform is not None:
             image = self.transform(image)

@@ -130,10 +130,15 @@ def rename_classes(dataset: DatasetSplits, path: Union[str, Path]) -> List[str]:
             if r not in names and current not in names:
                 raise VLPromptError(f"{where} has no entry for class {r!r} (label {label}); give every class a name")
             renamed.append(names[r] if r in names else names[current])
-    twice = sorted({n for n in renamed if renamed.count(n) > 1})
+    return require_distinct(renamed, where)
+
+
+def require_distinct(names: List[str], where: str) -> List[str]:
+    """``names``, unless two classes share a name (their prompts, and so their logits, would be equal)."""
+    twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise VLPromptError(f"{where} gives two classes the name {twice[0]!r}; class names must differ")
-    return renamed
+    return names
 
 
 def apply_overrides(

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import math
 
+from vlprompt.config import SUBSAMPLES
 from vlprompt.data.base import DatasetSplits, Datum
 from vlprompt.errors import VLPromptError
 
-SUBSAMPLE_CHOICES = ("all", "base", "new")
 #: ``extra`` entries holding one value per label, subset along with the classes
 PER_LABEL_EXTRAS = ("imagenet_rows",)
 
 
 def subsample_classes(dataset: DatasetSplits, subsample: str = "all") -> DatasetSplits:
-    if subsample not in SUBSAMPLE_CHOICES:
-        raise VLPromptError(f"--subsample {subsample!r} is not one of {', '.join(SUBSAMPLE_CHOICES)}")
+    if subsample not in SUBSAMPLES:
+        raise VLPromptError(f"--subsample {subsample!r} is not one of {', '.join(SUBSAMPLES)}")
     if subsample == "all":
         return dataset
     labels = sorted({d.label for d in (dataset.train or dataset.test)})

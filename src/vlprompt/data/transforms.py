@@ -7,23 +7,21 @@
 * test: ``Resize(size)`` of the shorter side (bicubic) -> ``CenterCrop(size)`` -> ``ToTensor`` ->
   ``Normalize``.
 
-Both start by converting the PIL image to RGB (a no-op for RGB images), as Dassl's ``read_image`` does.
+Both start by converting the PIL image to RGB (a no-op for RGB images), as Dassl's ``read_image`` does, but as a
+viewer shows it (:func:`~vlprompt.data.pixels.to_viewer_rgb`: 16-bit and float images scaled, alpha on white).
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
+from vlprompt.data.pixels import to_viewer_rgb
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def build_transform(
@@ -38,7 +36,7 @@ def build_transform(
         ]
     else:
         geometry = [T.Resize(image_size, interpolation=bicubic), T.CenterCrop(image_size)]
-    return T.Compose([to_rgb, *geometry, T.ToTensor(), T.Normalize(mean=list(mean), std=list(std))])
+    return T.Compose([to_viewer_rgb, *geometry, T.ToTensor(), T.Normalize(mean=list(mean), std=list(std))])
 
 
 def resize_transform(
@@ -46,7 +44,7 @@ def resize_transform(
 ) -> T.Compose:
     """The deterministic train transform: both sides resized to ``image_size`` (bicubic), no crop or flip."""
     resize = T.Resize((image_size, image_size), interpolation=InterpolationMode.BICUBIC)
-    return T.Compose([to_rgb, resize, T.ToTensor(), T.Normalize(mean=list(mean), std=list(std))])
+    return T.Compose([to_viewer_rgb, resize, T.ToTensor(), T.Normalize(mean=list(mean), std=list(std))])
 
 
 def backbone_transform(backbone, kind: str = "test") -> T.Compose:

@@ -12,7 +12,7 @@ import csv
 import io as textio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 
@@ -21,6 +21,12 @@ from vlprompt.engine import distributed
 from vlprompt.errors import VLPromptError
 
 TOPK = 5
+
+
+def top_k(scores: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` best ``(scores, class indices)`` of every row of ``scores`` ``[N, K]``, best first, in float32
+    (all ``K`` when ``k > K``)."""
+    return scores.float().topk(min(k, scores.shape[-1]), dim=-1)
 
 
 def classification_metrics(preds: torch.Tensor, labels: torch.Tensor) -> Dict[str, float]:
@@ -62,8 +68,8 @@ class Evaluation:
 
     def prediction_rows(self, items: Sequence, classnames: Sequence[str]) -> List[Dict]:
         """One row per image: its path relative to the dataset, true and predicted label, top-k with scores."""
-        k = min(TOPK, self.logits.shape[-1])
-        scores, top = self.logits.float().topk(k, dim=-1)
+        scores, top = top_k(self.logits, TOPK)
+        k = top.shape[-1]
         rows = []
         for i, idx in enumerate(self.index.tolist()):
             label, pred = int(self.labels[i]), int(top[i, 0])

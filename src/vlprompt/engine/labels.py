@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
+from vlprompt.config import LABEL_SPACES
 from vlprompt.errors import VLPromptError
 from vlprompt.task.types import LabelSpace
-
-LABEL_SPACES = ("auto", "seen", "unseen")
 
 
 def label_space(dataset, seen: bool = True, rows: Optional[List[int]] = None) -> LabelSpace:

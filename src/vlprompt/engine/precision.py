@@ -30,18 +30,18 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
+from vlprompt.config import PRECISIONS, RESOLVED_PRECISIONS
 from vlprompt.errors import VLPromptError
 
 log = logging.getLogger(__name__)
-
-PRECISIONS = ("fp32", "bf16", "amp", "fp16")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "auto":
         return "amp" if device.type == "cuda" else "fp32"
-    if precision not in PRECISIONS:
-        raise VLPromptError(f"unknown --precision {precision!r}: use auto, fp32, bf16, amp or fp16")
+    if precision not in RESOLVED_PRECISIONS:
+        choices = f"{', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}"
+        raise VLPromptError(f"unknown --precision {precision!r}: use {choices}")
     return precision
 
 

@@ -5,18 +5,23 @@
 * The marker stores the run's *identity* (what it computes: method, resolved settings, absolute data and weight
   paths; later the data and backbone fingerprints). The same identity resumes an interrupted run or skips a
   finished one; a different one is refused naming the first difference.
-* An exclusive lock (``.lock``, with the holder's PID and host) keeps a second process out; a lock left by a dead
-  process is released by the OS and taken over with a warning.
+* An exclusive lock (``.lock``, with the holder's PID and host) keeps a second process out and is removed when the
+  run ends; a lock left by a killed process is released by the OS and taken over with a warning.
+* A run refused before it wrote anything of its own (a :class:`VLPromptError` propagating through :meth:`close`:
+  an undecodable image, a bad setting found while building) leaves nothing behind: a directory that this open
+  created and that holds only the bookkeeping files (marker, lock, log, ``config.yaml``) is removed again.
 * ``metrics.jsonl`` is appended one whole line at a time and rewritten from the resume checkpoint's record on
   resume; temporary files left by a killed write are removed on start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -31,6 +36,8 @@ METRICS = "metrics.jsonl"
 RESULTS = "results.json"
 CONFIG = "config.yaml"
 LOG = "log.txt"
+#: the files a run directory holds before the run wrote anything of its own
+BOOKKEEPING = (MARKER, LOCK, LOG, CONFIG)
 
 
 def flatten(d: Any, prefix: str = "") -> Dict[str, Any]:
@@ -61,20 +68,24 @@ class _Lock:
 
     def acquire(self, run: Path) -> None:
         holder = self._holder()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            import fcntl
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                import fcntl
 
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # no fcntl (Windows): the file's existence is the lock
-            os.close(fd)
-            fd = self._exclusive(run, holder)
-        except OSError:
-            os.close(fd)
-            who = f"process {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
-            raise VLPromptError(
-                f"{run} is in use by {who}; wait for it to finish (two processes never write one run directory)"
-            ) from None
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except ImportError:  # no fcntl (Windows): the file's existence is the lock
+                os.close(fd)
+                fd = self._exclusive(run, holder)
+            except OSError:
+                os.close(fd)
+                who = f"process {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
+                raise VLPromptError(
+                    f"{run} is in use by {who}; wait for it to finish (two processes never write one run directory)"
+                ) from None
+            if self._current(fd):
+                break
+            os.close(fd)  # the holder removed the file between our open and flock: lock the new one
         if holder and (holder.get("pid"), holder.get("host")) != (os.getpid(), socket.gethostname()):
             log.warning(
                 "taking over the lock of %s left by process %s on %s, which has ended",
@@ -94,6 +105,13 @@ class _Lock:
                 f"{run} is locked by process {holder.get('pid')}; if that process has ended, delete {self.path}"
             ) from None
 
+    def _current(self, fd: int) -> bool:
+        """Whether ``fd`` is still the file at the lock's path (a finished holder unlinks it)."""
+        try:
+            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
+
     def _holder(self) -> Dict:
         try:
             return json.loads(self.path.read_text() or "{}")
@@ -101,13 +119,12 @@ class _Lock:
             return {}
 
     def release(self) -> None:
+        """Remove the lock file while still holding it, then unlock (a waiting process re-checks the file)."""
         if self.fd is not None:
+            with contextlib.suppress(OSError):  # a file system gone read-only: the next holder takes it over
+                self.path.unlink(missing_ok=True)
             os.close(self.fd)
             self.fd = None
-            try:
-                import fcntl  # noqa: F401
-            except ImportError:
-                self.path.unlink(missing_ok=True)
 
 
 class _RunLog(logging.FileHandler):
@@ -127,6 +144,8 @@ class RunDir:
         self.identity = identity
         self._lock = _Lock(self.path / LOCK)
         self._handler: Optional[logging.Handler] = None
+        self._fresh = False  # opened as a new run (no marker before)
+        self._created: Optional[Path] = None  # the outermost folder this open created
 
     # ------------------------------------------------------------------ checks before any write
     @staticmethod
@@ -195,6 +214,8 @@ class RunDir:
                     f"{self.path} was started on different inputs ({diff[0]} changed since); "
                     "choose another --out or delete that folder"
                 )
+        missing = [p for p in (self.path, *self.path.parents) if not p.exists()]
+        self._fresh, self._created = marker is None, (missing[-1] if missing else None)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -226,18 +247,32 @@ class RunDir:
         self._handler = handler
         return self
 
-    def close(self) -> None:
+    def close(self, error: Optional[BaseException] = None) -> None:
+        """Release the log and the lock; ``error`` (default: the exception propagating, when called from a
+        ``finally`` clause) decides whether a refused new run is removed (see the module doc)."""
         if self._handler is not None:
             logging.getLogger("vlprompt").removeHandler(self._handler)
             self._handler.close()
             self._handler = None
+        refused = isinstance(error if error is not None else sys.exc_info()[1], VLPromptError)
+        own = refused and self._fresh and {p.name for p in self.path.iterdir()} <= set(BOOKKEEPING)
+        if own:
+            for name in BOOKKEEPING:
+                if name != LOCK:
+                    (self.path / name).unlink(missing_ok=True)
         self._lock.release()
+        if own and self._created is not None:
+            with contextlib.suppress(OSError):
+                for folder in (self.path, *self.path.parents):
+                    folder.rmdir()
+                    if folder == self._created:
+                        break
 
     def __enter__(self) -> "RunDir":
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        self.close(exc[1])
 
     # ------------------------------------------------------------------ files
     def append_metrics(self, record: Dict) -> None:

@@ -180,15 +180,41 @@ def _keep_steps(path: Path, epochs: int) -> None:
         fileio.write_text(path, "".join(line + "\n" for line in kept))
 
 
-def check_finite(losses: Dict[str, torch.Tensor], epoch: int, step: int) -> None:
-    """Stop before the optimizer step when a loss term is not finite (on any process)."""
+def nonfinite_settings(task, cfg) -> List[str]:
+    """``section.key=value`` of every NaN or infinite number among the training settings and the method's and
+    add-ons' settings (a cause of a non-finite loss that no learning rate fixes)."""
+    import dataclasses
+    import math
+
+    sections = [("train", cfg)] + [(task.composition.base, getattr(task.learner, "config", None))]
+    sections += [(name, getattr(addon, "config", None)) for name, addon in task.addons.items()]
+    return [
+        f"{section}.{f.name}={getattr(config, f.name)}"
+        for section, config in sections
+        if dataclasses.is_dataclass(config)
+        for f in dataclasses.fields(config)
+        if isinstance(getattr(config, f.name), float) and not math.isfinite(getattr(config, f.name))
+    ]
+
+
+def check_finite(
+    losses: Dict[str, torch.Tensor], epoch: int, step: int, suspects: Callable[[], List[str]] = list
+) -> None:
+    """Stop before the optimizer step when a loss term is not finite (on any process); ``suspects()``: the
+    non-finite settings (:func:`nonfinite_settings`), named as the cause instead of the learning-rate advice."""
     flags = distributed.all_reduce_sum({name: float(not torch.isfinite(v).all()) for name, v in losses.items()})
     for name, flag in flags.items():
         if flag:
+            suspects = suspects()
+            fix = (
+                f"the setting {', '.join(suspects)} is not a finite number: give it a finite value (--set)"
+                if suspects
+                else "lower --lr or use --precision fp32"
+            )
             raise VLPromptError(
                 f"non-finite loss at epoch {epoch + 1}, step {step + 1}: term {name!r} = "
                 f"{float(losses[name].detach())}; stopped before the optimizer step (earlier checkpoints and results "
-                "are untouched) — lower --lr or use --precision fp32"
+                f"are untouched) — {fix}"
             )
 
 
@@ -245,7 +271,7 @@ def run_epoch(
             info = StepInfo(epoch=epoch, num_epochs=cfg.epochs, step=step)
             teacher = {} if frozen is None else {"frozen_image": frozen}  # only streams that carry it pass it
             result = step_fn(x, y, info, data.features, **teacher)
-        check_finite(result.losses, epoch, step)
+        check_finite(result.losses, epoch, step, lambda: nonfinite_settings(task, cfg))
         loss = result.loss
         optimizer.zero_grad(set_to_none=True)
         # DDP averages gradients over the ranks: weighting by share · world gives the global batch's gradient

@@ -43,7 +43,17 @@ def load_weights(run_dir: Path) -> Tuple[Dict, Dict[str, torch.Tensor]]:
         tensors = load_file(str(run_dir / WEIGHTS))
     except Exception as exc:  # safetensors raises several error types for damaged files
         raise VLPromptError(f"cannot read {run_dir / WEIGHTS}: {exc}; the run directory is damaged") from None
+    require_finite(tensors, run_dir / WEIGHTS, "the run directory is damaged: train it again")
     return meta, tensors
+
+
+def require_finite(tensors: Dict[str, torch.Tensor], source, fix: str) -> None:
+    """A one-line error naming ``source`` and its first tensor that holds NaN or ±Inf (nothing evaluates, exports
+    or corrupts non-finite weights)."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            kinds = [k for k, bad in (("NaN", tensor.isnan()), ("Inf", tensor.isinf())) if bool(bad.any())]
+            raise VLPromptError(f"{source}: tensor {name} holds {' and '.join(kinds)} values; {fix}")
 
 
 def load_into(task, tensors: Dict[str, torch.Tensor], source: Path) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vlprompt.config import setting
 from vlprompt.errors import VLPromptError
 from vlprompt.presets import Preset, rule
 from vlprompt.registry import LEARNERS
+from vlprompt.settings import AT_LEAST_0, AT_LEAST_1, POSITIVE, setting
 
 #: the init phrase of CoOp-family and deep-prompting context vectors
 INIT_WORDS = "a photo of a"
@@ -25,18 +25,6 @@ TEMPLATE_MODES = ("single", "ensemble")
 #: ``ctx_init`` value that takes the init words and the text after the class name from the run's template
 TEMPLATE_INIT = "template"
 MAPLE_REPO = "MaPLe repository (Khattak et al., CVPR 2023)"
-
-
-def require_at_least(section: str, minimum: int, **values: int) -> None:
-    """A one-line error naming the first ``section.key`` whose value is below ``minimum``."""
-    for key, value in values.items():
-        if value < minimum:
-            raise VLPromptError(f"{section}.{key}={value}: must be >= {minimum} (e.g. --set {section}.{key}=2)")
-
-
-def require_positive_std(section: str, std: float) -> None:
-    if not std > 0:
-        raise VLPromptError(f"{section}.init_std must be > 0, got {std}")
 
 
 @dataclass
@@ -60,7 +48,7 @@ WORD_INIT = {"n_ctx": 4, "ctx_init": INIT_WORDS}
 @LEARNERS.register("coop", implementation="vlprompt.methods.coop:CoOp")
 @dataclass
 class CoOpConfig(LearnerConfig):
-    n_ctx: int = setting(16, "context vectors M (with ctx_init: must equal its word count)")
+    n_ctx: int = setting(16, "context vectors M (with ctx_init: must equal its word count)", bounds=AT_LEAST_1)
     ctx_init: str = setting(
         "",
         "init words, e.g. 'a photo of a' (empty: random N(0, init_std²) context); 'template': the words before {} "
@@ -68,7 +56,7 @@ class CoOpConfig(LearnerConfig):
     )
     csc: bool = setting(False, "class-specific context (one context per class)")
     class_token_position: str = setting("end", "end | middle | front")
-    init_std: float = setting(0.02, "std of the random context init")
+    init_std: float = setting(0.02, "std of the random context init", bounds=POSITIVE)
 
     presets = {
         "fewshot": Preset(
@@ -93,8 +81,6 @@ class CoOpConfig(LearnerConfig):
     )
 
     def __post_init__(self):
-        if self.n_ctx < 1:
-            raise VLPromptError(f"coop.n_ctx must be >= 1, got {self.n_ctx} (e.g. --set coop.n_ctx=16)")
         if self.class_token_position not in POSITIONS:
             raise VLPromptError(
                 f"unknown coop.class_token_position {self.class_token_position!r}: use end, middle or front"
@@ -107,8 +93,6 @@ class CoOpConfig(LearnerConfig):
             )
         if (words or self.ctx_init.strip() == TEMPLATE_INIT) and self.csc:
             raise VLPromptError("coop.csc does not apply with coop.ctx_init (the reference ignores it): drop one")
-        if not self.init_std > 0:
-            raise VLPromptError(f"coop.init_std must be > 0, got {self.init_std}")
 
     @property
     def init_words(self) -> str:
@@ -122,7 +106,7 @@ _COCOOP = {"train": {"batch_size": 1, "lr": 0.002, "epochs": 10}, "cocoop": {"n_
 @LEARNERS.register("cocoop", implementation="vlprompt.methods.cocoop:CoCoOp")
 @dataclass
 class CoCoOpConfig(CoOpConfig):
-    n_ctx: int = setting(4, "context vectors M (with ctx_init: must equal its word count)")
+    n_ctx: int = setting(4, "context vectors M (with ctx_init: must equal its word count)", bounds=AT_LEAST_1)
     ctx_init: str = setting(INIT_WORDS, "init words (empty: random N(0, init_std²) context)")
 
     presets = {
@@ -137,14 +121,14 @@ class CoCoOpConfig(CoOpConfig):
 @LEARNERS.register("lpt", implementation="vlprompt.methods.deep:LPT")
 @dataclass
 class LPTConfig(LearnerConfig):
-    n_ctx_text: int = setting(4, "text prompt vectors n_t per block")
-    depth_text: int = setting(12, "text prompt depth J_t (prompts in blocks 0..J_t-1)")
+    n_ctx_text: int = setting(4, "text prompt vectors n_t per block", bounds=AT_LEAST_1)
+    depth_text: int = setting(12, "text prompt depth J_t (prompts in blocks 0..J_t-1)", bounds=AT_LEAST_1)
     ctx_init: str = setting(
         INIT_WORDS,
         "its first n_t tokens initialise P_0 (random when it has fewer); 'template': the words before {} in the "
         "run's template, whose text after {} then follows the class name",
     )
-    init_std: float = setting(0.02, "std of the random prompt init")
+    init_std: float = setting(0.02, "std of the random prompt init", bounds=POSITIVE)
 
     presets = {
         "b2n": Preset(
@@ -155,13 +139,6 @@ class LPTConfig(LearnerConfig):
             f"{MAPLE_REPO}, deep language prompting config",
         )
     }
-
-    def __post_init__(self):
-        self.check("lpt")
-
-    def check(self, section: str) -> None:
-        require_at_least(section, 1, n_ctx_text=self.n_ctx_text, depth_text=self.depth_text)
-        require_positive_std(section, self.init_std)
 
 
 def promptsrc_ivlp(epochs: int, depth: int) -> dict:
@@ -176,9 +153,9 @@ def promptsrc_ivlp(epochs: int, depth: int) -> dict:
 @LEARNERS.register("ivlp", implementation="vlprompt.methods.deep:IVLP")
 @dataclass
 class IVLPConfig(LPTConfig):
-    n_ctx_text: int = setting(2, "text prompt vectors n_t per block")
-    n_ctx_vision: int = setting(2, "vision prompt tokens n_v per block (0: no vision prompts)")
-    depth_vision: int = setting(12, "vision prompt depth J_v")
+    n_ctx_text: int = setting(2, "text prompt vectors n_t per block", bounds=AT_LEAST_1)
+    n_ctx_vision: int = setting(2, "vision prompt tokens n_v per block (0: no vision prompts)", bounds=AT_LEAST_0)
+    depth_vision: int = setting(12, "vision prompt depth J_v (>= 1 with vision prompts)", bounds=AT_LEAST_0)
 
     presets = {
         "b2n": Preset(
@@ -195,18 +172,19 @@ class IVLPConfig(LPTConfig):
     }
 
     def __post_init__(self):
-        self.check("ivlp")
-        require_at_least("ivlp", 0, n_ctx_vision=self.n_ctx_vision)
-        if self.n_ctx_vision:
-            require_at_least("ivlp", 1, depth_vision=self.depth_vision)
+        if self.n_ctx_vision and self.depth_vision < 1:
+            raise VLPromptError(
+                f"ivlp.depth_vision must be >= 1 with vision prompts (ivlp.n_ctx_vision={self.n_ctx_vision}), got "
+                f"{self.depth_vision} (e.g. --set ivlp.depth_vision=12, or --set ivlp.n_ctx_vision=0)"
+            )
 
 
 @LEARNERS.register("vpt", implementation="vlprompt.methods.vpt:VPT")
 @dataclass
 class VPTConfig(LearnerConfig):
-    n_ctx_vision: int = setting(8, "vision prompt tokens n_v per block")
-    depth_vision: int = setting(12, "vision prompt depth J_v (prompts in blocks 0..J_v-1)")
-    init_std: float = setting(0.02, "std of the random prompt init")
+    n_ctx_vision: int = setting(8, "vision prompt tokens n_v per block", bounds=AT_LEAST_1)
+    depth_vision: int = setting(12, "vision prompt depth J_v (prompts in blocks 0..J_v-1)", bounds=AT_LEAST_1)
+    init_std: float = setting(0.02, "std of the random prompt init", bounds=POSITIVE)
 
     presets = {
         "b2n": Preset(
@@ -214,10 +192,6 @@ class VPTConfig(LearnerConfig):
             f"{MAPLE_REPO}, deep vision prompting config",
         )
     }
-
-    def __post_init__(self):
-        require_at_least("vpt", 1, n_ctx_vision=self.n_ctx_vision, depth_vision=self.depth_vision)
-        require_positive_std("vpt", self.init_std)
 
 
 def _maple(lr: float, epochs: int, depth: int):
@@ -227,20 +201,18 @@ def _maple(lr: float, epochs: int, depth: int):
 @LEARNERS.register("maple", implementation="vlprompt.methods.maple:MaPLe")
 @dataclass
 class MaPLeConfig(LearnerConfig):
-    n_ctx: int = setting(2, "prompt vectors n per block")
-    depth: int = setting(9, "prompt depth J of both towers (prompts in blocks 0..J-1; XD/DG preset: 3)")
+    n_ctx: int = setting(2, "prompt vectors n per block", bounds=AT_LEAST_1)
+    depth: int = setting(
+        9, "prompt depth J of both towers (prompts in blocks 0..J-1; XD/DG preset: 3)", bounds=AT_LEAST_1
+    )
     ctx_init: str = setting(INIT_WORDS, "its first n tokens initialise P_0")
-    init_std: float = setting(0.02, "std of the random prompt init")
+    init_std: float = setting(0.02, "std of the random prompt init", bounds=POSITIVE)
 
     presets = {
         "b2n": Preset(_maple(0.0035, 5, 9), "MaPLe config vit_b16_c2_ep5_batch4_2ctx (Khattak et al., CVPR 2023)"),
         "xd": Preset(_maple(0.0026, 2, 3), "MaPLe cross-dataset config vit_b16_c2_ep5_batch4_2ctx_cross_datasets"),
         "dept": Preset(_maple(0.0035, 10, 9), "DePT's MaPLe re-run, config vit_b16_c2_ep10_batch4_2ctx"),
     }
-
-    def __post_init__(self):
-        require_at_least("maple", 1, n_ctx=self.n_ctx, depth=self.depth)
-        require_positive_std("maple", self.init_std)
 
 
 # ------------------------------------------------------------------------------------------ zero-shot

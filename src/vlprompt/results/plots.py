@@ -5,17 +5,21 @@
 * ``b2n[_shots<K>].png``: average Base / New / H bars per method;
 * ``norms/<run>.png``: prompt norms and test accuracy over epochs of every training run that logged
   per-position norms (+nemesis; Nemesis, Fu et al., ICLR 2024), via :mod:`vlprompt.analysis.plots`.
+
+Every figure is drawn first; the files are written only when none of them would replace a file that ``vlprompt
+plot`` did not write for this sweep (:mod:`vlprompt.outputs`).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import List, Sequence
+from typing import Any, List, Sequence, Tuple
 
-from vlprompt import fileio
+from vlprompt import outputs
+from vlprompt.engine.rundir import METRICS
 from vlprompt.results.summaries import AVERAGE, Summary
-from vlprompt.sweep.layout import METRICS, TRAIN, finished_runs
+from vlprompt.sweep.layout import TRAIN, finished_runs
 
 
 def _figure(width: float, height: float):
@@ -27,10 +31,13 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path: Path) -> Path:
+#: a figure to write: its path and the matplotlib figure
+Drawn = Tuple[Path, Any]
+
+
+def _drawn(fig, path: Path) -> Drawn:
     fig.tight_layout()
-    fileio.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    return path
+    return path, fig
 
 
 def _curve(ax, summary: Summary, row: str) -> None:
@@ -50,7 +57,7 @@ def _shots_axis(ax, shots: Sequence[int]) -> None:
     ax.grid(alpha=0.3)
 
 
-def fewshot_curves(group: Sequence[Summary], out: Path) -> List[Path]:
+def fewshot_curves(group: Sequence[Summary], out: Path) -> List[Drawn]:
     shots = sorted({int(c) for s in group for c in s.columns})
     fig = _figure(6, 4.5)
     ax = fig.add_subplot(1, 1, 1)
@@ -60,7 +67,7 @@ def fewshot_curves(group: Sequence[Summary], out: Path) -> List[Path]:
     n = len(group[0].targets)
     ax.set_title(f"few-shot, average over {n} dataset{'s' if n != 1 else ''}")
     ax.legend(fontsize=8)
-    paths = [_save(fig, out / "fewshot.png")]
+    drawn = [_drawn(fig, out / "fewshot.png")]
     datasets = group[0].targets
     cols = min(4, len(datasets))
     fig = _figure(4 * cols, 3.2 * math.ceil(len(datasets) / cols))
@@ -72,10 +79,10 @@ def fewshot_curves(group: Sequence[Summary], out: Path) -> List[Path]:
         ax.set_title(dataset)
         if i == 0:
             ax.legend(fontsize=7)
-    return paths + [_save(fig, out / "fewshot_datasets.png")]
+    return drawn + [_drawn(fig, out / "fewshot_datasets.png")]
 
 
-def b2n_bars(group: Sequence[Summary], out: Path) -> Path:
+def b2n_bars(group: Sequence[Summary], out: Path) -> Drawn:
     fig = _figure(max(6, 1.2 * len(group) + 2), 4)
     ax = fig.add_subplot(1, 1, 1)
     colours = {"base": "#4c72b0", "new": "#dd8452", "H": "#55a868"}
@@ -88,26 +95,33 @@ def b2n_bars(group: Sequence[Summary], out: Path) -> Path:
     ax.set_ylim(0, 115)
     ax.set_title(f"base-to-new, average over datasets ({group[0].shots} shots)")
     ax.legend(loc="upper center", ncol=3)
-    return _save(fig, out / ("b2n.png" if group[0].shots == 16 else f"b2n_shots{group[0].shots}.png"))
+    return _drawn(fig, out / ("b2n.png" if group[0].shots == 16 else f"b2n_shots{group[0].shots}.png"))
 
 
-def norm_curves(root: Path, out: Path) -> List[Path]:
-    from vlprompt.analysis.plots import has_norm_history, plot_norms_and_accuracy
+def norm_curves(root: Path, out: Path) -> List[Drawn]:
+    from vlprompt.analysis.plots import has_norm_history, norms_figure
 
-    paths = []
+    drawn = []
     for key in finished_runs(root):
         metrics = key.path(root) / METRICS
         if key.kind == TRAIN and has_norm_history(metrics):
-            paths.append(plot_norms_and_accuracy(metrics, out / "norms" / (key.relpath.replace("/", "__") + ".png")))
-    return paths
+            drawn.append((out / "norms" / (key.relpath.replace("/", "__") + ".png"), norms_figure(metrics)))
+    return drawn
 
 
 def plot_all(root: Path, summaries: Sequence[Summary], out: Path) -> List[Path]:
-    """Every figure the sweep folder has data for; returns the files written."""
-    paths: List[Path] = []
+    """Every figure the sweep folder has data for; returns the files written (none when one of them may not be
+    replaced: a one-line error)."""
+    drawn: List[Drawn] = []
     fewshot = [s for s in summaries if s.protocol == "fewshot"]
     if fewshot:
-        paths += fewshot_curves(fewshot, out)
+        drawn += fewshot_curves(fewshot, out)
     for shots in sorted({s.shots for s in summaries if s.protocol == "b2n"}):
-        paths.append(b2n_bars([s for s in summaries if s.protocol == "b2n" and s.shots == shots], out))
-    return paths + norm_curves(root, out)
+        drawn.append(b2n_bars([s for s in summaries if s.protocol == "b2n" and s.shots == shots], out))
+    drawn += norm_curves(root, out)
+    source = str(Path(root).resolve())
+    outputs.check_outputs([path for path, _ in drawn], source, "pass another --out")
+    return [
+        outputs.write_owned(path, source, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=120))
+        for path, fig in drawn
+    ]

@@ -10,16 +10,24 @@
 Each cell is the mean ± standard deviation (population, ``ddof=0``) over the seeds found; a cell also records
 how many seeds it has and how many the method has elsewhere (a missing seed shows as ``(2/3)``). Nothing is
 parsed from logs.
+
+Only runs of one setting are averaged: the seeds of a cell must have the same run identity (the marker of their
+run directories, the seed and the source run's path aside), and a method's table one backbone (name, weights,
+architecture, from ``results.json``); otherwise the table is refused naming the runs and the first difference.
+A ``results.json`` that does not parse or holds no finite accuracy is refused naming the file.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from vlprompt import fileio
+from vlprompt.engine.rundir import RunDir, first_difference
+from vlprompt.errors import VLPromptError
 from vlprompt.sweep.layout import RESULTS, TRAIN, RunKey, finished_runs
 from vlprompt.sweep.protocols import BENCHMARKS, DG_TARGETS, PROTOCOLS, is_dg_target
 
@@ -32,20 +40,75 @@ def harmonic_mean(base: float, new: float) -> float:
 AVERAGE = "average"
 
 
+#: identity keys that differ between the seeds of one cell by design
+PER_SEED = ("data.seed", "source")
+#: the results.json fields that name the backbone a run used
+BACKBONE_FIELDS = ("backbone", "pretrained", "architecture")
+
+
 @dataclass(frozen=True)
 class Result:
     key: RunKey
     accuracy: float
     backbone: Optional[str]
+    #: the backbone fields of results.json and the run identity without its per-seed keys (compared, not averaged)
+    used: Dict[str, Any] = field(default_factory=dict, compare=False)
+    settings: Dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def read_result(root: Path, key: RunKey) -> Result:
+    """One finished run's result; a damaged or hand-edited ``results.json`` is a one-line error naming it."""
+    path = key.path(root) / RESULTS
+    fix = "re-run that job (delete its folder) or move the file away"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise VLPromptError(f"cannot read {path}: {exc}; {fix}") from None
+    accuracy = data.get("accuracy") if isinstance(data, dict) else None
+    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not math.isfinite(accuracy):
+        raise VLPromptError(f"{path} holds no finite accuracy ({accuracy!r}); {fix}")
+    marker = RunDir.read_marker(key.path(root)) or {}
+    settings = {k: v for k, v in (marker.get("identity") or {}).items() if k != "source"}
+    settings = {"kind": marker.get("kind"), **settings}
+    if isinstance(settings.get("data"), dict):
+        settings["data"] = {k: v for k, v in settings["data"].items() if k != "seed"}
+    used = {k: data.get(k) for k in BACKBONE_FIELDS}
+    return Result(key, float(accuracy), data.get("backbone"), used, settings if marker else {})
 
 
 def collect(root: Path) -> List[Result]:
     """Every finished run of the sweep folder ``root``."""
-    out = []
-    for key in finished_runs(root):
-        data = fileio.read_json(key.path(root) / RESULTS)
-        out.append(Result(key, float(data["accuracy"]), data.get("backbone")))
-    return out
+    return [read_result(root, key) for key in finished_runs(root)]
+
+
+def check_one_setting(root: Path, results: Sequence[Result]) -> None:
+    """Refuse to average runs of different settings: the seeds of a cell (one run identity but the seed) and the
+    runs of one method's table (one backbone)."""
+    cells: Dict[Tuple, List[Result]] = {}
+    tables: Dict[Tuple, List[Result]] = {}
+    for r in results:
+        cells.setdefault((r.key.folder, r.key.method, r.key.dataset, r.key.shots, r.key.kind), []).append(r)
+        tables.setdefault((r.key.folder, r.key.method), []).append(r)
+    for group in cells.values():
+        first = group[0]
+        for other in group[1:]:
+            diff = first_difference(first.settings, other.settings) if first.settings and other.settings else None
+            if diff:
+                _refuse(root, first, other, "settings", diff)
+    for group in tables.values():
+        first = group[0]
+        for other in group[1:]:
+            diff = first_difference(first.used, other.used)
+            if diff:
+                _refuse(root, first, other, "backbones", diff)
+
+
+def _refuse(root: Path, a: Result, b: Result, what: str, diff: Tuple[str, Any, Any]) -> None:
+    key, x, y = diff
+    raise VLPromptError(
+        f"{root}: {a.key.relpath} and {b.key.relpath} were run with different {what} ({key}: {x!r} and {y!r}); "
+        "a table averages runs of one setting: re-run one of them with the other's settings, or move it away"
+    )
 
 
 @dataclass(frozen=True)
@@ -174,6 +237,7 @@ def transfer_summary(protocol: str, results: Sequence[Result], targets: Sequence
 def summaries(root: Path, protocols: Optional[Sequence[str]] = None) -> List[Summary]:
     """Every method's tables found under ``root``, in protocol order (few-shot, b2n, xd, dg)."""
     results = collect(root)
+    check_one_setting(root, results)
     wanted = list(protocols or PROTOCOLS)
     out: List[Summary] = []
     by_folder: Dict[str, List[Result]] = {}

@@ -18,7 +18,7 @@ import csv
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from vlprompt import fileio
+from vlprompt import outputs
 from vlprompt.results.summaries import AVERAGE, Summary, Value
 from vlprompt.sweep.layout import method_folder
 from vlprompt.sweep.protocols import PROTOCOLS
@@ -70,16 +70,16 @@ def fewshot_rows(summary: Summary) -> List[List[str]]:
 
 
 def write_summaries(root: Path, summaries: Sequence[Summary]) -> List[Path]:
-    """Write every method's ``summary.csv`` under ``root``; returns the paths written."""
+    """Write every method's ``summary.csv`` under ``root``; returns the paths written. A file of that name that
+    ``vlprompt table`` did not write for this sweep is refused before any is written (:mod:`vlprompt.outputs`)."""
     groups: Dict[Tuple[str, str], Dict[Optional[int], List[Summary]]] = {}
     for s in summaries:
         folder = PROTOCOLS[s.protocol].folder
         groups.setdefault((folder, s.method), {}).setdefault(s.shots, []).append(s)
-    written = []
+    planned = []
     for (folder, method), by_shots in groups.items():
         for shots, parts in by_shots.items():
             name = "summary.csv" if len(by_shots) == 1 else f"summary-shots{shots}.csv"
-            path = Path(root) / folder / method_folder(method) / name
             kind = parts[0].protocol
             rows = (
                 fewshot_rows(parts[0])
@@ -88,9 +88,10 @@ def write_summaries(root: Path, summaries: Sequence[Summary]) -> List[Path]:
                 if kind == "b2n"
                 else transfer_rows(parts)
             )
-            fileio.atomic_write(path, lambda tmp, rows=rows: _write_csv(tmp, rows))
-            written.append(path)
-    return written
+            planned.append((Path(root) / folder / method_folder(method) / name, rows))
+    source = str(Path(root).resolve())
+    outputs.check_outputs([path for path, _ in planned], source, "move that file away")
+    return [outputs.write_owned(path, source, lambda tmp, rows=rows: _write_csv(tmp, rows)) for path, rows in planned]
 
 
 def _write_csv(path: Path, rows: List[List[str]]) -> None:

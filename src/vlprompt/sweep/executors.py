@@ -5,7 +5,10 @@ and finish to the progress reporter and returns each job's exit status. A job's 
 the job's log under ``<root>/.sweep/logs/`` (:meth:`~vlprompt.sweep.layout.RunKey.log_path`), one header line
 per attempt.
 
-* ``local``, one job at a time: ``vlprompt.cli.main(argv)`` in this process (no start-up cost per job);
+The sweep layer does not import :mod:`vlprompt.cli`: who starts a sweep gives the launcher the in-process entry
+point of a job's command line (:data:`Command`, ``vlprompt.cli.main``); worker processes run ``python -m vlprompt``.
+
+* ``local``, one job at a time: the command line's entry point in this process (no start-up cost per job);
 * ``local`` with ``--jobs N`` or ``--devices``: N ``python -m vlprompt …`` worker processes; with ``--devices
   0,1,…`` each worker slot owns one device through ``CUDA_VISIBLE_DEVICES`` (as DePT's ``parallel_runner``);
 * ``slurm``: a submitit job array per batch (:mod:`vlprompt.sweep.slurm`).
@@ -23,13 +26,15 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from vlprompt.sweep.jobs import Job
 from vlprompt.sweep.layout import RunKey
 from vlprompt.sweep.progress import Progress
 
 ATTEMPT = "==== vlprompt sweep job "
+#: the in-process entry point of a job's ``vlprompt`` command line: ``argv -> exit status`` (``vlprompt.cli.main``)
+Command = Callable[[List[str]], int]
 INTERRUPTED = 130
 
 
@@ -56,13 +61,11 @@ def log_tail(path: Path, lines: int = 15) -> List[str]:
     return rows[-lines:]
 
 
-def run_in_process(argv: Sequence[str], log_path: Path) -> int:
-    """``vlprompt.cli.main(argv)`` with stdout and stderr appended to ``log_path``; returns the exit status.
+def run_in_process(argv: Sequence[str], log_path: Path, command: Command) -> int:
+    """``command(argv)`` with stdout and stderr appended to ``log_path``; returns the exit status.
 
     Unexpected exceptions are logged with their traceback and count as a failure (status 1); log handlers a
     failed run left on the ``vlprompt`` logger are removed so they do not capture the next job's lines."""
-    from vlprompt.cli import main
-
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger("vlprompt")
@@ -71,7 +74,7 @@ def run_in_process(argv: Sequence[str], log_path: Path) -> int:
         fh.write(attempt_header(argv))
         fh.flush()
         try:
-            code = main(list(argv))
+            code = command(list(argv))
         except SystemExit as exc:  # the command line parser rejected the arguments
             code = exc.code if isinstance(exc.code, int) else 2
         except Exception:
@@ -106,8 +109,9 @@ def package_root() -> Optional[str]:
 
 @dataclass
 class LocalLauncher:
-    """In-process when ``jobs == 1`` and no devices are given; else a pool of worker processes."""
+    """In-process (``command``) when ``jobs == 1`` and no devices are given; else a pool of worker processes."""
 
+    command: Command
     jobs: int = 1
     devices: Tuple[str, ...] = ()
     poll_s: float = 0.2
@@ -126,7 +130,7 @@ class LocalLauncher:
         for job in batch:
             progress.started(job)
             start = time.monotonic()
-            code = run_in_process(job.argv, job.log_path)
+            code = run_in_process(job.argv, job.log_path, self.command)
             if code == INTERRUPTED:  # Ctrl-C inside the job: stop the sweep, as a terminal user expects
                 raise KeyboardInterrupt
             codes[job.key] = code

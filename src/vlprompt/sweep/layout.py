@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-RESULTS = "results.json"
-METRICS = "metrics.jsonl"
+from vlprompt.engine.rundir import RESULTS
+
 SWEEP_DIR = ".sweep"
 TRAIN = "train"
 EVAL_PREFIX = "eval-"

@@ -1,7 +1,9 @@
 """Run a sweep: skip finished jobs, run the rest in dependency stages, keep going past failures, report.
 
 * A job is done when its run directory holds ``results.json``; done jobs are never run again, so re-running
-  the same sweep command finishes only what is missing. An interrupted training run resumes from its
+  the same sweep command finishes only what is missing. The plan is checked first
+  (:func:`vlprompt.sweep.checks.check_plan`): a run directory made by another plan is refused, so "done" is
+  always the planned run's result. An interrupted training run resumes from its
   checkpoint (the run directory resumes itself when re-run with the same command); a failed job runs again.
 * Stages: every job whose dependencies are done runs in the current stage (first the training runs and
   zero-shot evaluations, then the evaluations of the trained runs). A failed job never stops the sweep; the

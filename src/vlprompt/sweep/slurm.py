@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 from vlprompt.errors import VLPromptError
-from vlprompt.sweep.executors import attempt_header, package_root
+from vlprompt.sweep.executors import Command, attempt_header, package_root
 from vlprompt.sweep.jobs import Job
 from vlprompt.sweep.layout import SWEEP_DIR, RunKey
 from vlprompt.sweep.progress import Progress
@@ -54,6 +54,7 @@ def parse_minutes(text: str) -> int:
 @dataclass
 class SlurmLauncher:
     root: Path
+    command: Command
     partition: Optional[str] = None
     gpus_per_job: int = 1
     cpus_per_job: Optional[int] = None
@@ -96,7 +97,7 @@ class SlurmLauncher:
         for job in batch:
             job.log_path.parent.mkdir(parents=True, exist_ok=True)
         submitted = executor.map_array(
-            SweepJob(), [list(job.argv) for job in batch], [str(job.log_path) for job in batch]
+            SweepJob(self.command), [list(job.argv) for job in batch], [str(job.log_path) for job in batch]
         )
         started = time.monotonic()
         for job in batch:

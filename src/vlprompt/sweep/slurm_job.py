@@ -7,14 +7,18 @@ from typing import Sequence
 
 import submitit
 
-from vlprompt.sweep.executors import run_in_process
+from vlprompt.sweep.executors import Command, run_in_process
 
 
 class SweepJob(submitit.helpers.Checkpointable):
-    """``vlprompt <argv>`` in the task's process, its output appended to ``log_path``.
+    """``vlprompt <argv>`` (``command``, the command line's entry point) in the task's process, its output appended
+    to ``log_path``.
 
     Checkpointable: on preemption or time-out submitit requeues the call with the same arguments; the run
     directory then resumes from its last checkpoint (``vlprompt train`` re-run with the same command)."""
 
+    def __init__(self, command: Command):
+        self.command = command
+
     def __call__(self, argv: Sequence[str], log_path: str) -> int:
-        return run_in_process(argv, Path(log_path))
+        return run_in_process(argv, Path(log_path), self.command)

@@ -15,6 +15,7 @@ from typing import Dict, List, Mapping, Tuple
 from vlprompt.capabilities import Capability
 from vlprompt.errors import VLPromptError
 from vlprompt.registry import ADDONS, LEARNERS
+from vlprompt.settings import check_bounds
 
 #: user-facing method names that expand to a base method plus add-ons
 ALIASES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
@@ -82,6 +83,8 @@ def parse_method(method: str) -> Composition:
 def check_composition(composition: Composition, configs: Mapping[str, object], backbone) -> None:
     """Refuse, with one line, a composition whose add-ons need what the learner does not provide with these
     configs on this backbone, or whose component configs are invalid for it. Nothing is built."""
+    for name, config in configs.items():  # configs built in code skip make_section's range check
+        check_bounds(type(config), vars(config), name)
     learner_cls = LEARNERS.get(composition.base)
     provides = learner_cls.capabilities(configs[composition.base], backbone)
     for name in composition.addons:

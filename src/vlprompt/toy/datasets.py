@@ -15,8 +15,8 @@ words. Within a half, classes share colours and shapes, so a classifier must bin
 attributes a class name leaves out (pattern, size, placement, and for ``toy-xd`` the colour) vary
 freely. See :mod:`vlprompt.toy.world` for the styles and the domain gap to pretraining.
 
-Images are generated once (PNG, 64 px) into ``<root>/<name>-v<WORLD_VERSION>`` — ``root`` is the
-reader's ``data_root`` if given, else ``$VLPROMPT_CACHE/toy`` (``VLPROMPT_CACHE`` defaults to
+Images are generated once (PNG, 64 px) into ``<root>/<name>-v<WORLD_VERSION>`` — ``root`` is
+``$VLPROMPT_CACHE/toy`` (the registered readers refuse ``--data-root``; :func:`read_toy_dataset` takes a root) (``VLPROMPT_CACHE`` defaults to
 ``~/.cache/vlprompt``) — next to a CoOp-format split file ``split_<name>.json``, so the ``split``
 reader can read them too. Generation writes into a temporary folder (named after the host and process) that is
 renamed into place, so an interrupted run never leaves a half-written dataset behind; the temporary folder of a
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from vlprompt.data.base import DATASETS, DatasetSplits, Datum
+from vlprompt.errors import VLPromptError
 from vlprompt.progress import progress
 from vlprompt.toy import WORLD_VERSION
 
@@ -205,10 +206,16 @@ def read_toy_dataset(name: str, data_root: Optional[Path] = None) -> DatasetSpli
 
 
 def _register(name: str) -> None:
-    def reader(data_root: Optional[Path] = None, **options) -> DatasetSplits:
-        return read_toy_dataset(name, data_root)
+    def reader(data_root: Optional[Path] = None, *, split_file: Optional[Path] = None, **options) -> DatasetSplits:
+        for flag, value in (("--data-root", data_root), ("--split-file", split_file)):
+            if value is not None:
+                raise VLPromptError(
+                    f"{flag} does not apply to --dataset {name} (generated under $VLPROMPT_CACHE/toy; set "
+                    "VLPROMPT_CACHE to move it): drop it"
+                )
+        return read_toy_dataset(name)
 
-    reader.__doc__ = f"Toy dataset {name!r} (generated offline; takes no reader options)."
+    reader.__doc__ = f"Toy dataset {name!r} (generated offline under the cache; takes no data root or split file)."
     DATASETS.register(name)(reader)
 
 

@@ -1,6 +1,7 @@
 """Pretrain the toy CLIP contrastively on captioned ``clean`` scenes of the toy world.
 
-    python -m vlprompt.toy.pretrain --out DIR [--steps N] [--batch-size B] [--pool P] [--seed S]
+    vlprompt toy-pretrain --out DIR [--steps N] [--batch-size B] [--pool P] [--seed S]
+    python -m vlprompt.toy.pretrain --out DIR ...   (the same)
 
 Recipe
 ------
@@ -30,6 +31,7 @@ the same weights on the same machine. The script writes ``toy_clip.safetensors``
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import platform
@@ -46,6 +48,7 @@ from tqdm import tqdm
 from vlprompt.data.transforms import CLIP_MEAN, CLIP_STD
 from vlprompt.toy import WORLD_VERSION
 from vlprompt.toy.model import load_toy_clip, save_toy_clip
+from vlprompt.toy.pretrain_args import DESCRIPTION, add_arguments
 from vlprompt.toy.world import Scene, caption, render, sample_scene
 
 TOY_ARCHITECTURE = {
@@ -183,7 +186,31 @@ def pretrain(
     return meta
 
 
-if __name__ == "__main__":
-    from vlprompt.cli.toy_pretrain import main
+def run(args) -> dict:
+    """Run the recipe with the parsed arguments of :func:`vlprompt.toy.pretrain_args.add_arguments`; print and
+    return the provenance (and headroom report)."""
+    meta = pretrain(
+        args.out,
+        args.steps,
+        args.batch_size,
+        args.pool,
+        args.lr,
+        args.weight_decay,
+        args.seed,
+        args.threads,
+        report=not args.no_report,
+        data_root=args.data_root,
+    )
+    print(json.dumps({k: meta[k] for k in ("provenance", "headroom") if k in meta}, indent=2))
+    return meta
 
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """``python -m vlprompt.toy.pretrain`` (the same arguments as ``vlprompt toy-pretrain``)."""
+    p = argparse.ArgumentParser(prog="python -m vlprompt.toy.pretrain", description=DESCRIPTION)
+    add_arguments(p)
+    run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
     main()
