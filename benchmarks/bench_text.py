@@ -4,7 +4,9 @@
    ways side by side in one process (median of ``--repeats`` after a warm-up):
    * full:      all 77 positions of every prompt (the reference implementations);
    * truncated: every prompt cut after the longest EOT (``shared_prefix`` off);
-   * shared:    SOS + context encoded once, only the class suffixes per class (``shared_prefix`` on).
+   * shared:    SOS + context encoded once, only the class suffixes per class (``shared_prefix`` on);
+   * floor:     the truncated prompts through a minimal loop over the same frozen blocks in the fast,
+                sequence-first layout, nothing of vlprompt around them (:mod:`floor`, issue 25).
 2. Peak memory of one 1,000-class CoOp training step at batch 32 (cached image features), one fresh
    process per configuration: shared prefix / truncated, each in one pass and chunked (``text_chunk``,
    0 = automatic) under activation checkpointing. CPU: peak RSS (``resource.getrusage``) and its growth
@@ -125,8 +127,8 @@ def median_time(fn, repeats: int, backbone) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- 1. speed
-def time_paths(backbone, k: int, args):
-    """``(tokens, full, truncated, shared)``: median seconds of one text-tower forward + backward."""
+def time_paths(backbone, k: int, args, floor_model):
+    """``(tokens, full, truncated, shared, floor)``: median seconds of one text-tower forward + backward."""
     learner = coop(backbone, k, args.n_ctx).learner
     view = learner.backbone  # the task's own view: its options are set here, the loaded backbone is left alone
     view.options = EncodeOptions(text_chunk=NO_CHUNK)  # timing compares the paths, each in one pass
@@ -149,22 +151,37 @@ def time_paths(backbone, k: int, args):
 
         return run
 
-    times = [median_time(fn, args.repeats, backbone) for fn in (full, path(False), path(True))]
-    tokens = f"77 / {prompts.ids.shape[1]} / {prompts.ids.shape[1] - prompts.shared_len}"
+    length = prompts.ids.shape[1]
+    ids_cut = ids_full[:, :length]
+    eot, cut = ids_cut.argmax(dim=-1), emb_full[:, :length]
+    mask = torch.full((length, length), float("-inf"), device=backbone.device).triu(1)
+
+    def floor():
+        floor_model.encode_text(cut, eot, mask, learner.ctx, []).square().mean().backward()
+        learner.ctx.grad = None
+
+    times = [median_time(fn, args.repeats, backbone) for fn in (full, path(False), path(True), floor)]
+    tokens = f"77 / {length} / {length - prompts.shared_len}"
     return (tokens, *times)
 
 
 def bench_speed(backbone, args) -> None:
-    rows = [(k, *time_paths(backbone, k, args)) for k in args.classes]
+    from floor import FloorModel
+
+    floor_model = FloorModel(backbone.clip, vision=False)
+    rows = [(k, *time_paths(backbone, k, args, floor_model)) for k in args.classes]
     print(f"\n### Text tower forward + backward, {args.n_ctx} context tokens ({device_name(backbone)})\n")
     print(f"Machine: {benchlib.machine()}\n")
     print(
-        "| classes | tokens per class: full / truncated / suffix | full 77 | truncated | shared prefix "
-        "| full / truncated | truncated / shared | full / shared |"
+        "| classes | tokens per class: full / truncated / suffix | full 77 | truncated | shared prefix | floor "
+        "| full / truncated | truncated / shared | full / shared | truncated / floor | shared / floor |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
-    for k, tokens, a, b, c in rows:
-        print(f"| {k} | {tokens} | {a:.3f} s | {b:.3f} s | {c:.3f} s | {a / b:.2f}x | {b / c:.2f}x | {a / c:.2f}x |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k, tokens, a, b, c, f in rows:
+        print(
+            f"| {k} | {tokens} | {a:.3f} s | {b:.3f} s | {c:.3f} s | {f:.3f} s | {a / b:.2f}x | {b / c:.2f}x "
+            f"| {a / c:.2f}x | {b / f:.2f}x | {c / f:.2f}x |"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- 2. memory
@@ -218,10 +235,11 @@ def memory_child(args) -> None:
     seconds = time.perf_counter() - start
     rss_after = peak_rss_kib()
     prompts = task.learner.prompts
-    tokens = prompts.ids.shape[1] - (prompts.shared_len if backbone.shared_prefix else 0)
+    view = task.backbone
+    tokens = prompts.ids.shape[1] - (prompts.shared_len if view.options.shared_prefix else 0)
     result = {
         "seconds": seconds,
-        "chunk": backbone.text_chunk_size(tokens) if backbone.text_chunk != NO_CHUNK else None,
+        "chunk": view.text_chunk_size(tokens) if view.options.text_chunk != NO_CHUNK else None,
         "rss_mb": rss_after / 1024,
         "rss_step_mb": (rss_after - rss_before) / 1024,
         "cuda_mb": (torch.cuda.max_memory_allocated() / 2**20) if cuda else None,
@@ -275,11 +293,13 @@ def main(argv=None) -> None:
     parser.add_argument("--chunk", type=int, default=0, help="text_chunk of the chunked runs (0 = automatic)")
     parser.add_argument("--quick", action="store_true", help="tiny model and sizes: check that the script runs")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    benchlib.threads_option(parser)
     raw = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(raw)
     if args.quick and args.child is None:
         raw += ["--classes", "20,50", "--repeats", "1", "--memory-classes", "50", "--batch", "4", "--chunk", "8"]
         args = parser.parse_args(raw)
+    benchlib.apply_threads(args)
     args.classes = [int(c) for c in str(args.classes).split(",") if c]
     if args.child:
         memory_child(args)

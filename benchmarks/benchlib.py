@@ -48,6 +48,17 @@ def machine() -> str:
     )
 
 
+def threads_option(parser) -> None:
+    """``--threads N``: torch threads (0: torch's default). One thread gives steadier ratios on a loaded machine,
+    where a multi-threaded op waits for its slowest thread."""
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+
+
+def apply_threads(args) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
 def quiet_logs() -> None:
     """No log lines from the runs a benchmark makes (their output is the table)."""
     logging.getLogger("vlprompt").setLevel(logging.ERROR)

@@ -20,9 +20,10 @@ from vlprompt.task import LabelSpace
 
 
 def stream(tiny_vit, tiny_folder, tmp_path, *sets, cache=True, method="coop"):
-    cfg = make_config(method, "folder", data_root=str(tiny_folder), overrides=["coop.n_ctx=4", *sets])
+    learner = ["coop.n_ctx=4"] if method == "coop" else []
+    cfg = make_config(method, "folder", data_root=str(tiny_folder), overrides=[*learner, *sets])
     dataset = build_dataset("folder", tiny_folder)
-    task = create_task(method, tiny_vit, LabelSpace(dataset.classnames), overrides=["coop.n_ctx=4"])
+    task = create_task(method, tiny_vit, LabelSpace(dataset.classnames), overrides=learner)
     fcache = FeatureCache(tiny_vit, root=tmp_path / "cache") if cache else None
     return train_stream(task, dataset.train, tiny_vit, cfg.train, cfg.data, fcache), dataset
 
@@ -139,3 +140,53 @@ def test_skip_corrupt_entry_is_not_reused_by_a_strict_run(tmp_path, cli_env, tin
     bad.unlink()
     Image.new("RGB", (8, 8), (200, 30, 60)).save(bad.with_suffix(".png"))  # repaired: read again
     assert _zeroshot(tmp_path / "d", folder, cli_env)["num_images"] == 17
+
+
+def _promptsrc_epoch(tiny_vit, tiny_folder, tmp_path, cache: bool):
+    """One training epoch of PromptSRC (image prompts) through the trainer's ``run_epoch``: ``(epoch record,
+    final trainable tensors, images through the image tower during the epoch's steps)``."""
+    from vlprompt.engine.trainer import run_epoch
+
+    cfg = make_config("promptsrc", "folder", data_root=str(tiny_folder), overrides=["train.batch_size=4"])
+    dataset = build_dataset("folder", tiny_folder)
+    torch.manual_seed(0)
+    task = create_task("promptsrc", tiny_vit, LabelSpace(dataset.classnames))
+    fcache = FeatureCache(tiny_vit, root=tmp_path / "cache") if cache else None
+    data = train_stream(task, dataset.train, tiny_vit, cfg.train, cfg.data, fcache)
+    if cache:
+        list(data.make_loader(0, torch.Generator()))  # fills the cache: the count below is the steps' own work
+    seen = []
+    handle = tiny_vit.clip.visual.conv1.register_forward_hook(lambda m, args, out: seen.append(len(args[0])))
+    try:
+        optimizer = torch.optim.SGD([p for g in task.param_groups(0.01) for p in g["params"]], lr=0.01)
+        record = run_epoch(task, data, optimizer, cfg.train, 1, 0, torch.device("cpu"), False)
+    finally:
+        handle.remove()
+    return record, {k: v.detach().clone() for k, v in task.trainable_parameters().items()}, sum(seen)
+
+
+def test_promptsrc_teacher_comes_from_the_cache_of_the_same_views(tiny_vit, tiny_folder, tmp_path):
+    """With the feature cache, PromptSRC's frozen image teacher is the cached feature of each batch image's own
+    view: one image-tower pass per image and step instead of two, with the same losses and weights."""
+    one_pass, weights, images = _promptsrc_epoch(tiny_vit, tiny_folder, tmp_path, cache=True)
+    two_pass, weights_ref, images_ref = _promptsrc_epoch(tiny_vit, tiny_folder, tmp_path, cache=False)
+    assert images == 24 and images_ref == 48  # 24 tiny-folder train items, 6 full batches of 4
+    assert set(one_pass) == set(two_pass) and one_pass["src_image"] > 0
+    for name, value in two_pass.items():
+        assert one_pass[name] == pytest.approx(value, rel=1e-5, abs=1e-7), name
+    for name, value in weights_ref.items():
+        torch.testing.assert_close(weights[name], value, rtol=1e-5, atol=1e-7)
+
+
+def test_frozen_teacher_rides_only_with_image_prompts_and_a_cache(tiny_vit, tiny_folder, tmp_path):
+    src, _ = stream(tiny_vit, tiny_folder, tmp_path, method="promptsrc")
+    batch = next(iter(src.make_loader(0, torch.Generator().manual_seed(0))))
+    images, _, idx, frozen = batch
+    with torch.no_grad():
+        expected = tiny_vit.encode_image(images)
+    torch.testing.assert_close(frozen, expected, rtol=1e-5, atol=1e-6)
+    assert len(frozen) == len(idx)
+    uncached, _ = stream(tiny_vit, tiny_folder, tmp_path, method="promptsrc", cache=False)
+    assert len(next(iter(uncached.make_loader(0, torch.Generator())))) == 3
+    maple, _ = stream(tiny_vit, tiny_folder, tmp_path, method="maple")
+    assert len(next(iter(maple.make_loader(0, torch.Generator())))) == 3

@@ -9,6 +9,8 @@ class level (or as a class method of its config where it depends on it):
 * ``tap_towers(config)`` — towers whose per-block inputs/outputs it needs each forward (RESTORE's paper
   formulation; taps of the vision tower switch the feature cache off); ``feature_cache_blocker(config)`` — why
   it must see the images every step otherwise (a reason, logged once), so image features cannot be cached;
+* ``frozen_image_teacher`` — it compares with the prompt-free image features of the batch's views (PromptSRC):
+  with a feature cache the training stream then carries them as ``Output.frozen_image``;
 * ``fp32_params`` — parameter-name substrings kept in fp32 under ``--precision fp16``;
 * ``lr_scale`` — a learning-rate multiplier for its own parameters (DePT's head: 6.5);
 * ``training_buffers`` — buffer-name prefixes that are training state only (resume checkpoints, not release
@@ -49,6 +51,7 @@ class AddOn(nn.Module):
     config_class: type = AddOnConfig
     requires: FrozenSet[str] = frozenset()
     fp32_params: Tuple[str, ...] = ()
+    frozen_image_teacher: bool = False
     training_buffers: Tuple[str, ...] = ()
     #: ``gradient_hook(losses, grads)`` takes over the backward pass of every step (:mod:`vlprompt.engine.backward`)
     gradient_hook = None

@@ -4,9 +4,14 @@ implies the ``gpa`` add-on, the paper's Gaussian prompt aggregation, Sec. 3.3).
 
 **Frozen teachers** — without a second copy of CLIP:
 
-* image teacher f⁰ = the prompt-free image tower, ``backbone.encode_image(images)`` under ``no_grad``, in the
-  run's precision. When the frozen-feature cache is active (the learner has no image prompts) the batch already
-  *is* the frozen image features, so f⁰ = ``out.image_raw``.
+* image teacher f⁰ = the prompt-free image tower on the batch's images. It is a pure function of the augmented
+  view, so with the feature cache on it is taken from the cache entry of that exact view
+  (``out.frozen_image``, carried by the training stream, :mod:`vlprompt.engine.train_data`): each step runs the
+  image tower once, for the prompted features, instead of twice as in the reference (same values up to float
+  rounding; under bf16 autocast the cached teacher is the fp32 feature, the cache being computed outside
+  autocast). Without the cache (``--no-feature-cache``, or a task used in a custom loop) it is
+  ``backbone.encode_image(images)`` under ``no_grad`` in the run's precision, as in the reference; when the
+  learner has no image prompts the batch already *is* the frozen image features, so f⁰ = ``out.image_raw``.
 * text targets t̄_k = mean over PromptSRC's 60 templates (:data:`~vlprompt.data.templates.PROMPTSRC_TEMPLATES`,
   used for every dataset as in the reference, whatever the dataset's or a user's ``--template``) of the
   **unnormalised** frozen text features of class k, normalised only for the losses. As in the reference (a
@@ -62,6 +67,7 @@ def src_losses(
 
 class SrcAddOn(AddOn):
     requires = frozenset({Capability.SHARED_TEXT})
+    frozen_image_teacher = True
 
     def __init__(self, task, config: SrcConfig):
         super().__init__(task, config)
@@ -84,6 +90,8 @@ class SrcAddOn(AddOn):
             self.text_targets = self.frozen_text_targets()
         if out.images is None:
             image_teacher = out.image_raw.detach()
+        elif out.frozen_image is not None:
+            image_teacher = out.frozen_image
         else:
             with torch.no_grad():
                 image_teacher = self.backbone.encode_image(out.images)

@@ -10,12 +10,16 @@
   one of N cached views instead of a fresh one (the demo's choice; its effect is measured in BENCHMARKS.md).
 * **Features**: when the image tower carries no prompts and the feature cache is on, batches are the cached frozen
   features of those views (computed once, shared by runs); otherwise they are the transformed images.
+* **Frozen teacher**: when the image tower carries prompts but the task compares with the prompt-free features of
+  the same views (:attr:`~vlprompt.task.PromptTask.wants_frozen_image`: PromptSRC's image teacher) and the cache
+  is on, every image batch carries a fourth entry, those views' cached frozen features — the same entries a
+  frozen-feature run of the same items and seed uses — so no step runs the image tower a second time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List
+from typing import Callable, Dict, Iterable, Iterator, List
 
 import torch
 
@@ -25,7 +29,8 @@ from vlprompt.engine import features as fc
 @dataclass
 class TrainData:
     """The training stream: ``make_loader(epoch, generator)`` gives an epoch's batches ``(x, y, index)``; ``x``
-    are image features when ``features`` else images."""
+    are image features when ``features`` else images (then ``(x, y, index, frozen features)`` when the stream
+    carries the frozen teacher, see the module doc)."""
 
     make_loader: Callable[[int, torch.Generator], Iterable]
     features: bool
@@ -71,15 +76,6 @@ def train_stream(task, items, backbone, train_cfg, data_cfg, cache) -> TrainData
             batch_sampler=batch_sampler,
         )  # fmt: skip
 
-    if cache is None or not task.image_features_cacheable:
-
-        def images(epoch: int, generator: torch.Generator):
-            views = epoch_views(n, epoch, kind, pool, generator)
-            batches = epoch_batches(torch.arange(n), bs, order, generator)
-            return view_loader(views, [b.tolist() for b in batches])
-
-        return TrainData(images, features=False, num_samples=n)
-
     loaded: Dict[int, dict] = {}
 
     def view(v: int) -> dict:
@@ -89,8 +85,8 @@ def train_stream(task, items, backbone, train_cfg, data_cfg, cache) -> TrainData
             )
         return loaded[v]
 
-    def features(epoch: int, generator: torch.Generator):
-        views = epoch_views(n, epoch, kind, pool, generator)
+    def cached_views(views: torch.Tensor) -> tuple:
+        """``(features [n, E], labels, valid)`` of the epoch's ``views``, item ``i`` in view ``views[i]``."""
         needed = sorted(set(views.tolist()))
         for v in [v for v in loaded if v not in needed]:
             del loaded[v]  # a fresh view per epoch: keep only this epoch's in memory
@@ -100,8 +96,34 @@ def train_stream(task, items, backbone, train_cfg, data_cfg, cache) -> TrainData
         for v, entry in entries.items():
             mask = views == v
             feats[mask] = entry["features"][mask]
-        labels, valid = first["labels"], first["valid"].bool()
+        return feats, first["labels"], first["valid"].bool()
+
+    if cache is None or not task.image_features_cacheable:
+        teacher = cache is not None and task.wants_frozen_image
+
+        def images(epoch: int, generator: torch.Generator):
+            views = epoch_views(n, epoch, kind, pool, generator)
+            batches = epoch_batches(torch.arange(n), bs, order, generator)
+            loader = view_loader(views, [b.tolist() for b in batches])
+            if not teacher:
+                return loader
+            with torch.random.fork_rng(devices=[]):  # encoding a view leaves the run's random stream as it was
+                frozen = cached_views(views)[0]
+            return with_frozen(loader, frozen)
+
+        return TrainData(images, features=False, num_samples=n)
+
+    def features(epoch: int, generator: torch.Generator):
+        views = epoch_views(n, epoch, kind, pool, generator)
+        feats, labels, valid = cached_views(views)
         batches = epoch_batches(valid.nonzero().flatten(), bs, order, generator)
         return [(feats[b], labels[b], b) for b in batches]
 
     return TrainData(features, features=True, num_samples=n)
+
+
+def with_frozen(loader: Iterable, frozen: torch.Tensor) -> Iterator:
+    """``loader``'s batches ``(images, labels, index)`` with the frozen features ``frozen[index]`` of the same items
+    and views appended (a batch left empty by ``--skip-corrupt`` stays None)."""
+    for batch in loader:
+        yield None if batch is None else (*batch, frozen[batch[2]])

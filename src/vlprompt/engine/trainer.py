@@ -252,7 +252,8 @@ def run_epoch(
             break
         if batch is None:  # every image of the batch was skipped (--skip-corrupt)
             continue
-        x, y, _ = batch
+        x, y = batch[0], batch[1]
+        frozen = batch[3] if len(batch) > 3 else None  # the frozen teacher of these views (train_data)
         if len(y) < world:  # fewer images than processes (left by --skip-corrupt): no process may sit out
             log.warning(
                 "epoch %d, step %d: %d image(s) for %d processes; step skipped", epoch + 1, step + 1, len(y), world
@@ -261,12 +262,15 @@ def run_epoch(
         rows = distributed.local_rows(len(y))
         share = (rows.stop - rows.start) / len(y)
         x, y = x[rows].to(device), y[rows].to(device)
+        frozen = frozen[rows].to(device) if frozen is not None else None
         if plan is not None and plan.per_step:
             set_lrs(optimizer, plan.group_lrs(epoch, done + steps))
         # a gradient hook all-reduces its own gradients (GradientContext): DDP must not sync in its backward
         sync = step_fn.no_sync() if hook is not None and world > 1 else contextlib.nullcontext()
         with sync, autocast_context(cfg.precision, device):
-            result = step_fn(x, y, StepInfo(epoch=epoch, num_epochs=cfg.epochs, step=step), data.features)
+            info = StepInfo(epoch=epoch, num_epochs=cfg.epochs, step=step)
+            teacher = {} if frozen is None else {"frozen_image": frozen}  # only streams that carry it pass it
+            result = step_fn(x, y, info, data.features, **teacher)
         check_finite(result.losses, epoch, step, lambda: nonfinite_settings(task, cfg))
         loss = result.loss
         optimizer.zero_grad(set_to_none=True)

@@ -110,6 +110,13 @@ class PromptTask(nn.Module):
         return reason is None
 
     @property
+    def wants_frozen_image(self) -> bool:
+        """True when an add-on compares with the prompt-free image features of the batch's views (PromptSRC's
+        image teacher): a training stream with a feature cache then carries them (``training_step``'s
+        ``frozen_image``) and no step encodes the images twice."""
+        return any(addon.frozen_image_teacher for addon in self.addons.values())
+
+    @property
     def per_instance_text(self) -> bool:
         return Capability.PER_INSTANCE_TEXT in self.learner.provides
 
@@ -151,10 +158,20 @@ class PromptTask(nn.Module):
             terms.update(addon.losses(out, labels, step))
         return terms
 
-    def training_step(self, inputs: torch.Tensor, labels: torch.Tensor, step: StepInfo, features: bool) -> StepResult:
+    def training_step(
+        self,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+        step: StepInfo,
+        features: bool,
+        frozen_image: Optional[torch.Tensor] = None,
+    ) -> StepResult:
         """Forward one batch (images, or cached image features when ``features``: stored in fp32, used in the
-        backbone's dtype) and return its loss terms, logits and the add-ons' step report."""
+        backbone's dtype) and return its loss terms, logits and the add-ons' step report. ``frozen_image``: the
+        prompt-free features of the same image views, from the feature cache (:attr:`wants_frozen_image`)."""
         out = self(image_features=inputs.to(self.backbone.dtype)) if features else self(images=inputs)
+        if frozen_image is not None:
+            out.frozen_image = frozen_image.to(self.backbone.dtype)
         losses = self.loss_terms(out, labels, step)
         report: Dict[str, float] = {}
         for addon in self.addons.values():

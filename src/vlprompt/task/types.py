@@ -44,8 +44,9 @@ class Output:
     """Features and logits of one forward pass (unnormalised features; logits = scale · cos).
 
     ``image_raw`` / ``text_raw`` are the features before any add-on transformed them; ``images`` the input images
-    (None when the batch was cached features); ``taps`` the per-block inputs/outputs of the towers an add-on asked
-    for (see :class:`~vlprompt.backbones.adapter.PromptableCLIP`).
+    (None when the batch was cached features); ``frozen_image`` the prompt-free image features of those images'
+    views when the training stream carries them from the feature cache (else None); ``taps`` the per-block
+    inputs/outputs of the towers an add-on asked for (see :class:`~vlprompt.backbones.adapter.PromptableCLIP`).
     """
 
     image: torch.Tensor
@@ -54,6 +55,7 @@ class Output:
     image_raw: Optional[torch.Tensor] = None
     text_raw: Optional[torch.Tensor] = None
     images: Optional[torch.Tensor] = None
+    frozen_image: Optional[torch.Tensor] = None
     taps: Dict[str, List[tuple]] = field(default_factory=dict)
 
 
