@@ -51,11 +51,12 @@ def write_files(root: Path, texts: Dict[Path, str], figures: Sequence[Tuple[Path
     ]
 
 
-def _figures(drawn) -> List[Tuple[Path, Any]]:
+def _figures(drawn, quiet: bool) -> List[Tuple[Path, Any]]:
     from vlprompt.extras import available
 
     if not available("matplotlib"):
-        print("figures skipped: plots need matplotlib (pip install 'vlprompt[plot]')")
+        if not quiet:
+            print("figures skipped: plots need matplotlib (pip install 'vlprompt[plot]')")
         return []
     return [d for d in [drawn()] if d is not None]
 
@@ -99,7 +100,7 @@ def analyze_low_norm(root: Path, grid: low_norm.Grid, workers, fmt: str = "md", 
     groups = low_norm.frequencies(list(low_norm.results(root)))
     t = low_norm_table(groups)
     texts = {root / "low-norm.md": render([t], "md"), root / "low-norm.csv": _csv_text(t.header, t.rows)}
-    written = write_files(root, texts, _figures(lambda: low_norm_figure(root, root / "plots")))
+    written = write_files(root, texts, _figures(lambda: low_norm_figure(root, root / "plots"), quiet))
     if not quiet:
         print(render([t], fmt), end="")
         for path in written:
@@ -180,7 +181,7 @@ def analyze_feature_shift(root: Path, workers, norm: str = "token", max_images: 
     rho = correlations(found)
     fields = list(Point.__dataclass_fields__)
     texts = {root / "feature-shift.csv": _csv_text(fields, [[asdict(p)[f] for f in fields] for p in found])}
-    written = write_files(root, texts, _figures(lambda: shift_figure(root, root / "plots")) if found else [])
+    written = write_files(root, texts, _figures(lambda: shift_figure(root, root / "plots"), quiet) if found else [])
     if not quiet:
         for line in left_out:
             print(f"left out {line}")
