@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from vlprompt import fileio
+from vlprompt.engine.rundir import WEIGHTS_META
 from vlprompt.errors import VLPromptError
 from vlprompt.sweep.jobs import Job
 from vlprompt.sweep.layout import TRAIN, RunKey, finished_runs
@@ -62,7 +63,7 @@ def training_runs(root: Path, folder: Optional[str] = None) -> List[SweepRun]:
         raise VLPromptError(f"{root} is not a folder: pass the --root of a `vlprompt sweep`")
     runs = []
     for key in finished_runs(root):
-        sidecar = key.path(root) / "weights.json"
+        sidecar = key.path(root) / WEIGHTS_META
         if key.kind == TRAIN and (folder is None or key.folder == folder) and sidecar.is_file():
             runs.append(SweepRun(key, root, fileio.read_json(sidecar)))
     return runs
