@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import example_addon  # noqa: F401  (registers the example add-on of CONTRIBUTING.md: the matrix must pick it up)
+import example_learner  # noqa: F401  (registers the example learner of CONTRIBUTING.md, likewise)
 from cli_runs import train_argv
 from tiny_models import TINY_RN, TINY_VIT, save_tiny
 

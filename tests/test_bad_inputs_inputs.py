@@ -311,6 +311,8 @@ CASES = [
     Case("set-restore-adapter-hidden-negative", lambda c: c.train("--set", "restore.adapter_hidden=-8", method="maple+restore"), "error: restore.adapter_hidden must be >= 0, got -8 (e.g. --set restore.adapter_hidden=0)"),
     Case("set-nemesis-random-zero-positions", lambda c: c.train("--set", "nemesis.beta=0", "--set", "nemesis.num_positions=random0", method="coop+nemesis"), "error: nemesis.num_positions='random0': PAN (nemesis.beta < 1) needs a positive int or random<N>, e.g. --set nemesis.num_positions=4"),
     Case("set-vpt-init-std-negative", lambda c: c.train("--set", "vpt.init_std=-0.02", method="vpt"), "error: vpt.init_std must be > 0, got -0.02 (e.g. --set vpt.init_std=0.02)"),
+    Case("nproc-bad-data-is-one-line", lambda c: c.train("--shots", "9", "--nproc", "2"), "error: --shots 9: --dataset folder has at most 6 train images per class; use --shots 6 or fewer (0 = all images)"),
+    Case("nproc-more-processes-than-gpus", lambda c: (_one_gpu(c), c.train("--nproc", "2", "--device", "cuda"))[1], "error: --nproc 2: 1 GPU(s) visible, one per process is needed; use at most that many processes or --device cpu"),
     # ---------------------------------------------------------------- hints that name a flag the command takes
     Case("predict-pickled-backbone-hint", lambda c: _predict(c, str(c.folder / "test"), "--pretrained", str(_trust_pickle_backbone(c))), "error: {ws}/legacy.pt needs full unpickling, which can run arbitrary code; re-save it as safetensors, or pass --trust-pickle if you trust its source"),
 ]  # fmt: skip
@@ -389,3 +391,25 @@ def test_skip_corrupt_names_an_unreadable_image_once(ctx, capsys):
     err = capsys.readouterr().err
     assert err.count(f"skipping unreadable image {bad}") == 1, err
     assert json.loads((out / "results.json").read_text())["num_images"] == 15
+
+
+def test_name_and_template_files_saved_with_a_byte_order_mark_read_as_written(tmp_path):
+    from vlprompt.data.overrides import read_classnames, read_templates
+
+    names, templates = tmp_path / "names.txt", tmp_path / "templates.txt"
+    names.write_text("red_circle: red circle\ngreen_square: green square\n", encoding="utf-8-sig")
+    templates.write_text("a photo of a {}.\n", encoding="utf-8-sig")
+    assert read_classnames(names) == {"red_circle": "red circle", "green_square": "green square"}
+    assert read_templates(templates) == ["a photo of a {}."]
+
+
+def test_the_api_checks_a_prediction_template(trained_run, tiny_folder):
+    from vlprompt import load_run
+    from vlprompt.errors import VLPromptError
+
+    model = load_run(trained_run, device="cpu")
+    image = next((tiny_folder / "test").rglob("*.png"))
+    message = "template 'a {} and {}': a template needs exactly one {} for the class name and no other braces"
+    with pytest.raises(VLPromptError) as info:
+        model.predict([image], template="a {} and {}")
+    assert str(info.value) == message

@@ -270,9 +270,11 @@ def test_fp16_keeps_the_reference_fp32_exceptions_and_trains(tiny_vit_files, met
 
 
 def test_configuration_errors_are_one_line(tiny_vit, tiny_rn):
-    with pytest.raises(VLPromptError, match="ivlp.n_ctx_text=0"):
+    with pytest.raises(VLPromptError, match=r"^ivlp.n_ctx_text must be >= 1, got 0 \(e.g. --set ivlp.n_ctx_text=2\)$"):
         make_task(tiny_vit, "ivlp", "ivlp.n_ctx_text=0")
-    with pytest.raises(VLPromptError, match="vpt.depth_vision=0"):
+    with pytest.raises(
+        VLPromptError, match=r"^vpt.depth_vision must be >= 1, got 0 \(e.g. --set vpt.depth_vision=12\)$"
+    ):
         make_task(tiny_vit, "vpt", "vpt.depth_vision=0")
     for method in ("maple", "vpt", "ivlp"):
         with pytest.raises(VLPromptError, match="ViT"):

@@ -135,7 +135,7 @@ def test_gradient_hook_replaces_the_update(tmp_path):
 
 def test_train_settings_are_checked():
     for settings, message in [
-        ({"optimizer": "adam"}, "train.optimizer must be one of sgd, adamw"),
+        ({"optimizer": "lbfgs"}, "train.optimizer must be one of sgd, adamw, adam"),
         ({"schedule": "linear"}, "train.schedule must be one of epoch_cosine, step_cosine"),
         ({"min_lr": 1e-4}, "train.min_lr applies to train.schedule=step_cosine only"),
         ({"steps": -1}, "train.steps must be >= 0"),

@@ -4,7 +4,7 @@ import pytest
 
 from vlprompt.cli import main
 from vlprompt.config import RunConfig, make_config
-from vlprompt.presets import PROTOCOLS
+from vlprompt.protocols import PROTOCOLS
 
 FEWSHOT_EPOCHS = {1: 50, 2: 100, 4: 100, 8: 200, 16: 200}
 

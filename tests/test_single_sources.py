@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "vlprompt"
-CONSTANTS = ("PRECISIONS", "RESOLVED_PRECISIONS", "SUBSAMPLES", "LABEL_SPACES", "RESULTS", "METRICS", "TOPK")
+CONSTANTS = (
+    "PRECISIONS",
+    "RESOLVED_PRECISIONS",
+    "SUBSAMPLES",
+    "LABEL_SPACES",
+    "RESULTS",
+    "METRICS",
+    "WEIGHTS",
+    "WEIGHTS_META",
+    "TOPK",
+)
 FILE_NAMES = ("results.json", "metrics.jsonl", "predictions.csv", "weights.json", "weights.safetensors")
 
 
@@ -60,7 +70,7 @@ def choices(parser: argparse.ArgumentParser, command: str, flag: str):
 def test_command_line_choices_are_the_constants():
     from vlprompt.cli import build_parser
     from vlprompt.config import LABEL_SPACES, SUBSAMPLES
-    from vlprompt.presets import PROTOCOLS
+    from vlprompt.protocols import PROTOCOLS
 
     parser = build_parser()
     for command in ("eval", "corrupt", "analyze feature-shift"):
@@ -68,7 +78,7 @@ def test_command_line_choices_are_the_constants():
     for command in ("train", "eval", "zeroshot"):
         assert choices(parser, command, "--subsample") is SUBSAMPLES
     for command in ("train", "sweep", "table", "presets", "convert"):
-        assert tuple(choices(parser, command, "--protocol")) == PROTOCOLS
+        assert choices(parser, command, "--protocol") is PROTOCOLS
 
 
 def test_one_top_k_for_every_ranking():

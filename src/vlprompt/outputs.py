@@ -66,6 +66,8 @@ def check_outputs(paths: Iterable[Path], source: str, fix: str) -> None:
         fileio.check_writable(path, "cannot write")
         if path.is_dir():
             raise VLPromptError(f"cannot write {path}: it is a folder; {fix}")
+        if path.parent.is_dir():
+            _record(path.parent)  # a sidecar that is not ours is refused before anything is written
         if path.exists() and not owned(path, source):
             raise VLPromptError(f"{path} exists and is not a file vlprompt wrote for {source}; {fix} or delete it")
 

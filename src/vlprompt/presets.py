@@ -15,8 +15,8 @@ method order, its preset then its dataset rules → explicit flags → ``--set``
 Every value records where it came from (:attr:`Resolution.sources`), which ``vlprompt presets`` prints and
 ``config.yaml`` stores.
 
-The preset *name* used for every component is: ``--preset`` if given; else ``dept`` when the composition contains
-DePT (its re-runs fix the settings of every base); else the protocol (``dg`` uses ``xd``: they share the source
+The preset *name* used for every component is: ``--preset`` if given; else the ``composition_preset`` a component
+declares (DePT's ``dept``: its re-runs fix the settings of every base); else the protocol (``dg`` uses ``xd``: they share the source
 model); else the method's *home* protocol, the first protocol preset of the last component that declares one (few-shot for
 CoOp and Nemesis, base-to-new for KgCoOp, PromptSRC, MaPLe, RESTORE). A component without a preset of that name
 uses, when the name is a variant rather than a protocol (``dept``, ``promptsrc``), its preset for the protocol
@@ -31,15 +31,18 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 from vlprompt.errors import VLPromptError
+from vlprompt.protocols import PROTOCOLS, get_protocol
 
 #: section -> key -> value
 Values = Mapping[str, Mapping[str, Any]]
-PROTOCOLS = ("fewshot", "b2n", "xd", "dg")
+#: ``train`` keys a preset may give as a ``{shots: value}`` table (CoOp's epochs, CLIP-LoRA's ``n_iters × shots``)
+SHOT_TABLES = ("epochs", "steps")
 
 
 @dataclass(frozen=True)
 class Preset:
-    """Values of one published setting; ``train.epochs`` may be a ``{shots: epochs}`` table (CoOp few-shot).
+    """Values of one published setting; ``train.epochs`` and ``train.steps`` may be ``{shots: value}`` tables (CoOp
+    few-shot epochs, CLIP-LoRA's iterations).
     ``not_with``: component names in whose presence it does not apply."""
 
     values: Values
@@ -89,7 +92,7 @@ class Resolution:
         for section, entries in values.items():
             for key, value in entries.items():
                 where = source
-                if section == "train" and key == "epochs" and isinstance(value, Mapping):
+                if section == "train" and key in SHOT_TABLES and isinstance(value, Mapping):
                     value = value.get(shots, max(value.values()))
                     where = f"{source}, {shots} shots"
                 self.set(section, key, value, where)
@@ -107,9 +110,11 @@ def preset_names(components: Sequence[Tuple[str, type]], protocol: Optional[str]
             f"unknown --preset {preset!r} for this method; choose one of: {', '.join(available) or '(none)'}"
         )
     home = next((n for c in reversed(declared) for n in c.presets if n in PROTOCOLS), None)
-    base = ("xd" if protocol == "dg" else protocol) or home
-    if preset is None and "dept" in available and any(n == "dept" for n, _ in components):
-        preset = "dept"
+    base = (get_protocol(protocol).preset if protocol is not None else None) or home
+    if preset is None:  # a component that declares its preset the whole composition's (DePT)
+        preset = next(
+            (c.composition_preset for c in declared if getattr(c, "composition_preset", None) in available), None
+        )
     name = preset or base
     return name, (base if name not in PROTOCOLS and base != name else None)
 

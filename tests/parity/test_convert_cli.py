@@ -22,7 +22,7 @@ from vlprompt.pipeline.build import build_task
 from vlprompt.pipeline.loading import load_backbone, load_data
 
 #: trainers that register the prompt learner itself (names without ``prompt_learner.``); the others save the model
-MODULE_ONLY = {"CoOp", "CoOpNemesis", "CoCoOp", "KgCoOp"}
+MODULE_ONLY = {"CoOp", "CoOpNemesis", "CoCoOp", "KgCoOp", "ProGrad", "TCP"}
 #: vlprompt settings for each method's task (the converter reads n_ctx / depth / CSC from the shapes)
 SETTINGS = {"coop+nemesis": ["coop.csc=true"], "maple+restore": ["restore.formulation=code"]}
 METHODS = sorted(TRAINERS)
@@ -109,7 +109,7 @@ def test_converted_checkpoint_evaluates_like_the_task(tmp_path, cli_env, tiny_fo
     module = "prompt_learner" if TRAINERS[canonical_method(method)].name in MODULE_ONLY else "MultiModalPromptLearner"
     save_dassl(tmp_path / "output" / module / "model.pth.tar-5", state)
     run, evaluated = tmp_path / "run", tmp_path / "eval"
-    given = ["--method", method] if method == "coop+nemesis" else []  # CoOpNemesis saves CoOp's names
+    given = ["--method", method] if method in ("coop+nemesis", "coop+prograd") else []  # CoOp's names
     assert main(["convert", str(tmp_path / "output"), *given, *folder_args, "--out", str(run)]) == 0
     meta = json.loads((run / "weights.json").read_text())
     assert meta["method"] == method and meta["converted_from"]["epoch"] == 5

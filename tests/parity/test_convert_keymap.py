@@ -94,6 +94,16 @@ def cocoop_meta(prefix: str) -> dict:
     }
 
 
+def tcp_tke(prefix: str) -> dict:
+    """TCP's textual knowledge embedding: CoCoOp's names, E -> E/4 -> 4·D."""
+    return {
+        f"{prefix}meta_net.linear1.weight": rand(E // 4, E),
+        f"{prefix}meta_net.linear1.bias": rand(E // 4),
+        f"{prefix}meta_net.linear2.weight": rand(4 * D, E // 4),
+        f"{prefix}meta_net.linear2.bias": rand(4 * D),
+    }
+
+
 def kgcoop_unused(prefix: str) -> dict:
     """Saved by KgCoOp's module (hard-coded 512 wide in the reference), never used by its forward."""
     out = {f"{prefix}bias_vectors": rand(1, 512), f"{prefix}meta_net.linear1.weight": rand(512, 512)}
@@ -132,6 +142,8 @@ REFERENCE = {
     "maple": lambda: {**maple_prompts(), **class_buffers(2), **frozen_clip()},
     "maple+dept": lambda: {**maple_prompts(), **class_buffers(2), **frozen_clip(), **dept()},
     "maple+restore": lambda: {**maple_prompts(), **class_buffers(2), **frozen_clip(), **restore()},
+    "coop+prograd": lambda: {"ctx": rand(16, D), **class_buffers(16, "")},  # ProGrad registers prompt_learner
+    "tcp": lambda: {"ctx": rand(4, D), **tcp_tke(""), **class_buffers(4, "")},
 }
 #: the vlprompt settings that give the same tensors on the tiny backbone
 SETTINGS = {
@@ -229,7 +241,7 @@ def test_restore_ratios_calibrators_and_derived_initial_grams():
 
 @pytest.mark.parametrize("method", sorted(REFERENCE))
 def test_method_is_inferred_from_the_names(method):
-    expected = {"coop+nemesis": "coop"}.get(method, method)  # same names: --method tells them apart
+    expected = {"coop+nemesis": "coop", "coop+prograd": "coop"}.get(method, method)  # --method tells them apart
     assert infer_method(REFERENCE[method]()) == expected
 
 

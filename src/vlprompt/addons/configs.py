@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from vlprompt.methods.configs import promptsrc_ivlp
+from vlprompt.errors import VLPromptError
+from vlprompt.methods.configs import FEWSHOT_EPOCHS, promptsrc_ivlp
 from vlprompt.presets import Preset, rule
 from vlprompt.registry import ADDONS
 from vlprompt.settings import AT_LEAST_0, AT_LEAST_1, FINITE, POSITIVE, UNIT, setting
@@ -18,6 +19,7 @@ PROMPTSRC_REPO = "PromptSRC (Khattak et al., ICCV 2023)"
 GPA_SOURCE = "PromptSRC configs (Khattak et al., ICCV 2023)"
 NEMESIS_REPO = "Nemesis (Fu et al., ICLR 2024)"
 RESTORE_SCRIPT = "RESTORE run_maple_fsa.sh"
+PROGRAD_REPO = "ProGrad (Zhu et al., ICCV 2023), BeierZhu/Prompt-align"
 
 
 @dataclass
@@ -33,6 +35,8 @@ class AddOnConfig:
 
 # ------------------------------------------------------------------------------------------ KgCoOp
 WORD_INIT = {"n_ctx": 4, "ctx_init": "a photo of a"}
+#: KgCoOp's published settings configure CoOp; in TCP (which implies ``kg``) TCP's own presets stand
+NOT_WITH_TCP = frozenset({"tcp"})
 
 
 @ADDONS.register("kg", implementation="vlprompt.addons.kg:KgAddOn")
@@ -41,15 +45,18 @@ class KgConfig(AddOnConfig):
     weight: float = setting(
         8.0, "λ: official base-to-new runs 8.0; DePT 2.0; the reference train.py default 1.0", bounds=AT_LEAST_0
     )
+    template: str = setting("", "hand-crafted prompt of the targets (empty: the dataset's KgCoOp template)")
 
     presets = {
         "b2n": Preset(
             {"train": {"batch_size": 128, "lr": 0.002, "epochs": 100}, "coop": WORD_INIT, "kg": {"weight": 8.0}},
             "KgCoOp config vit_b16_ep100_ctxv1 and scripts/run.sh (W = 8.0)",
+            NOT_WITH_TCP,
         ),
         "dept": Preset(
             {"coop": WORD_INIT, "kg": {"weight": 2.0}},
             "DePT's KgCoOp re-run, config vit_b16_ep10_ctxv1_bs4_lr35 (W = 2.0)",
+            NOT_WITH_TCP,
         ),
     }
 
@@ -207,3 +214,71 @@ class DePTConfig(AddOnConfig):
     presets = {
         "dept": Preset({"dept": {"weight": 0.7, "lr_mult": 6.5}}, "DePT train.py defaults (Zhang et al., CVPR 2024)")
     }
+    #: with DePT in a composition every component takes its ``dept`` preset (DePT's re-runs fix every base's settings)
+    composition_preset = "dept"
+
+
+# ------------------------------------------------------------------------------------------ ProGrad
+#: ProGrad's ``CUSTOM_TEMPLATES`` (trainers/prograd.py) where they differ from the datasets' CoOp templates: the
+#: zero-shot teacher's prompt and, without ``{}.``, the words that initialise the last positions of the context
+PROGRAD_TEMPLATES = {
+    "oxford_pets": "a type of pet, a photo of a {}.",
+    "oxford_flowers": "a type of flower, a photo of a {}.",
+    "fgvc_aircraft": "a type of aircraft, a photo of a {}.",
+    "dtd": "a texture of {}.",
+    "eurosat": "a centered satellite photo of {}.",
+    "stanford_cars": "a photo of a {}.",
+    "food101": "a type of food, a photo of {}.",
+    "sun397": "a photo of a {}.",
+    "caltech101": "a photo of a {}.",
+    "ucf101": "a photo of a person doing {}.",
+    "imagenet": "a photo of a {}.",
+}
+PROGRAD_IMAGENET_VARIANTS = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+
+
+def _prograd_rule(datasets, template: str):
+    """ProGrad's template for ``datasets``: the teacher's prompt, and (``CTX_INIT: True``) its words before ``{}``
+    initialise the last positions of CoOp's 16-vector context, the others zero (``coop.ctx_pad``)."""
+    words = template.replace(" {}.", "")
+    values = {"prograd": {"template": template}, "coop": {"ctx_init": words, "ctx_pad": True}}
+    return rule(datasets, values, f"{PROGRAD_REPO}, trainers/prograd.py CUSTOM_TEMPLATES and CTX_INIT: True")
+
+
+def _prograd(epochs) -> dict:
+    return {
+        "train": {"batch_size": 32, "lr": 0.002, "epochs": epochs},
+        "coop": {"n_ctx": 16, "ctx_init": "", "csc": False, "class_token_position": "end"},
+        "prograd": {"lam": 1.0, "temperature": 1.0},
+    }
+
+
+@ADDONS.register("prograd", implementation="vlprompt.addons.prograd:ProGrad")
+@dataclass
+class ProGradConfig(AddOnConfig):
+    lam: float = setting(
+        1.0,
+        "λ (LOSS.LAMBDA): how much of the conflicting component is removed (README: 0.8 for 8/16 shots on Flowers, "
+        "DTD, EuroSAT)",
+        bounds=AT_LEAST_0,
+    )
+    temperature: float = setting(1.0, "T (LOSS.T) of the distillation term", bounds=POSITIVE)
+    template: str = setting("", "the zero-shot teacher's prompt with one {} (empty: the run's dataset template)")
+
+    presets = {
+        "fewshot": Preset(
+            _prograd(FEWSHOT_EPOCHS),
+            f"{PROGRAD_REPO}, configs ProGrad/rn50_ep50|rn50_ep100|rn50 by shots (README), scripts/prograd.sh (M = 16, λ = 1.0)",
+        ),
+        "b2n": Preset(
+            _prograd(100), f"{PROGRAD_REPO}, config ProGrad/rn50_ep100 and scripts/base2new_train_prograd.sh"
+        ),
+    }
+    dataset_rules = tuple(_prograd_rule([name], template) for name, template in PROGRAD_TEMPLATES.items()) + (
+        _prograd_rule(PROGRAD_IMAGENET_VARIANTS, PROGRAD_TEMPLATES["imagenet"]),
+        rule(["imagenet"], {"train": {"epochs": 50}}, f"{PROGRAD_REPO}, README: ImageNet uses rn50_ep50", ["b2n"]),
+    )
+
+    def __post_init__(self):
+        if self.template and self.template.count("{}") != 1:
+            raise VLPromptError(f"prograd.template {self.template!r} must contain exactly one {{}} for the class name")

@@ -47,7 +47,7 @@ class KgAddOn(AddOn):
         self.register_buffer("targets", None, persistent=False)
 
     def set_classnames(self, space) -> None:
-        template = space.kgcoop_template or space.template
+        template = self.config.template or space.kgcoop_template or space.template
         self.targets = hand_crafted_features(self.backbone, space.classnames, [template])
 
     def losses(self, out, labels, step):

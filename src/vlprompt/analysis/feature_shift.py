@@ -117,6 +117,7 @@ def feature_shift(
         "dataset": data.dataset,
         "label_space": "seen" if space.seen else "unseen",
         "num_images": len(items),
+        "max_images": max_images,
         "num_classes": len(space),
         "norm": norm,
         "vision": shifts["vision"],

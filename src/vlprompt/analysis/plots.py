@@ -4,6 +4,10 @@ A run trained with an add-on that logs per-position prompt norms (``nemesis``: `
 ``<tensor>_v{j}_norm`` per epoch) and with ``--eval-every 1`` (``test_accuracy`` per epoch) has everything
 the figures show: epoch vs mean prompt norm (and each position's norm) vs test accuracy. Plain CoOp: norms
 rise then plateau while accuracy degrades; CoOp + Nemesis: norms rise, fall, stabilise, accuracy keeps rising.
+Also the sweep-wide analyses' figures: the frequency of the Low-Norm Effect (:func:`plot_low_norm`) and the
+feature-shift discrepancy against generalisation (:func:`plot_shift_scatter`, RESTORE).
+Also the sweep-wide analyses' figures: the frequency of the Low-Norm Effect (:func:`low_norm_figure`) and the
+feature-shift discrepancy against generalisation (:func:`shift_figure`, RESTORE).
 Rendered with matplotlib's Agg canvas (no display, no global pyplot state).
 """
 
@@ -94,5 +98,64 @@ def norms_figure(metrics_jsonl: Path):
         handles, labels = handles + h2, labels + l2
     ax.legend(handles, labels, loc="best", fontsize=8)
     ax.set_title(Path(metrics_jsonl).parent.name)
+    fig.tight_layout()
+    return fig
+
+
+def _canvas(width: float, height: float):
+    require("matplotlib", "plotting")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def low_norm_figure(groups: Dict):
+    """The frequency of the Low-Norm Effect (Nemesis README figure): per method one row of two panels, bars per
+    dataset and shot count of the corruptions that reduced a norm and improved accuracy (left) and that increased
+    a norm and hurt accuracy (right). ``groups``: (method, dataset, shots) -> :class:`~vlprompt.analysis.low_norm
+    .Counts`."""
+    methods = sorted({m for m, _, _ in groups})
+    datasets = sorted({d for _, d, _ in groups})
+    shots = sorted({k for _, _, k in groups})
+    width = 0.8 / len(shots)
+    fig = _canvas(max(7.0, 2.4 * len(datasets) + 2), 3.4 * len(methods))
+    panels = (("improved", "norm reduced → accuracy up"), ("hurt", "norm increased → accuracy down"))
+    for row, method in enumerate(methods):
+        for col, (field, title) in enumerate(panels):
+            ax = fig.add_subplot(len(methods), 2, 2 * row + col + 1)
+            for i, k in enumerate(shots):
+                heights = [getattr(groups.get((method, d, k)), field, 0) for d in datasets]
+                xs = [j - 0.4 + width * (i + 0.5) for j in range(len(datasets))]
+                ax.bar(xs, heights, width, label=f"{k} shot{'s' if k != 1 else ''}")
+            ax.set_xticks(list(range(len(datasets))))
+            ax.set_xticklabels(datasets, rotation=30, ha="right")
+            ax.set_ylabel("corruptions")
+            ax.set_title(f"{method}: {title}", fontsize=9)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def shift_figure(points: List, rho: Dict):
+    """RESTORE's evidence: per run, the cross-modal shift discrepancy against the new-class accuracy (left) and H
+    (right), coloured by method, Spearman's ρ in the titles. ``points``: :class:`~vlprompt.results.analyses
+    .Point`; ``rho``: {"new": ρ, "H": ρ}."""
+    fig = _canvas(10, 4.2)
+    methods = sorted({p.method for p in points})
+    for col, (field, label) in enumerate((("new", "new-class accuracy (%)"), ("H", "H (%)"))):
+        ax = fig.add_subplot(1, 2, col + 1)
+        for i, method in enumerate(methods):  # the same colour per method in both panels
+            mine = [p for p in points if p.method == method]
+            xs, ys = [p.discrepancy for p in mine], [getattr(p, field) for p in mine]
+            ax.scatter(xs, ys, color=f"C{i % 10}", label=method)
+        value = rho.get(field)
+        ax.set_title(f"Spearman ρ = {'n/a' if value is None else f'{value:+.3f}'} ({len(points)} runs)", fontsize=9)
+        ax.set_xlabel("shift discrepancy Σ_l (‖Ω_l^v‖ − ‖Ω_l^t‖)²")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "vlprompt.cli.sweep_cmd",
     "vlprompt.cli.table_cmd",
     "vlprompt.cli.plot_cmd",
+    "vlprompt.cli.report_cmd",
 ]
 
 

@@ -45,11 +45,13 @@ positive = int_range(1)
 seed = int_range(0, MAX_SEED)
 
 
-def add_dataset_args(p: argparse.ArgumentParser, shots: bool = True, prompts: bool = True) -> None:
+def add_dataset_args(
+    p: argparse.ArgumentParser, shots: bool = True, prompts: bool = True, dataset_required: bool = True
+) -> None:
     g = p.add_argument_group("data")
     g.add_argument(
         "--dataset",
-        required=True,
+        required=dataset_required,
         help="dataset name (see `vlprompt list`): a benchmark, a toy-* set, `folder` or `split`",
     )
     g.add_argument(

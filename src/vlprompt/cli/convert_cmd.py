@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vlprompt.cli.common import add_backbone_args, add_dataset_args, backbone_options, data_options
-from vlprompt.presets import PROTOCOLS
+from vlprompt.protocols import PROTOCOLS
 
 
 def add_parser(sub) -> None:
@@ -17,7 +17,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument("checkpoint", metavar="CKPT", help="model.pth.tar-N, its module folder, or the run's output folder")
     p.add_argument(
-        "--from", dest="source_format", choices=["dassl"], default="dassl", help="checkpoint format (default: dassl)"
+        "--from",
+        dest="source_format",
+        choices=["dassl", "clip-lora"],
+        default="dassl",
+        help="checkpoint format: dassl (default) | clip-lora (CLIP-LoRA's lora_weights.pt)",
     )
     p.add_argument(
         "--method", default=None, help="the method the checkpoint holds (default: inferred from the tensor names)"
@@ -44,6 +48,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from vlprompt.convert import convert_checkpoint
 
+    if args.source_format == "clip-lora":
+        return _run_clip_lora(args)
     convert_checkpoint(
         args.checkpoint,
         args.out,
@@ -53,6 +59,25 @@ def run(args) -> int:
         preset=args.preset,
         overrides=args.set or [],
         check_frozen_tensors=not args.skip_frozen_check,
+        **backbone_options(args),
+        **data_options(args),
+    )
+    return 0
+
+
+def _run_clip_lora(args) -> int:
+    from vlprompt.convert.clip_lora import convert_clip_lora
+    from vlprompt.errors import VLPromptError
+
+    if args.method not in (None, "lora"):
+        raise VLPromptError(f"--from clip-lora holds a lora run, not {args.method!r}; drop --method")
+    convert_clip_lora(
+        args.checkpoint,
+        args.out,
+        args.dataset,
+        protocol=args.protocol,
+        preset=args.preset,
+        overrides=args.set or [],
         **backbone_options(args),
         **data_options(args),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vlprompt.cli.common import count
-from vlprompt.presets import PROTOCOLS
+from vlprompt.protocols import PROTOCOLS
 
 
 def add_parser(sub) -> None:

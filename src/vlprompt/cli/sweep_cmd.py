@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vlprompt.cli.common import add_verbosity_args, count, seed
-from vlprompt.presets import PROTOCOLS
+from vlprompt.protocols import PROTOCOLS
 
 
 def add_parser(sub) -> None:

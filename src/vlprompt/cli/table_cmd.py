@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlprompt.presets import PROTOCOLS
+from vlprompt.protocols import PROTOCOLS
 
 
 def add_parser(sub) -> None:

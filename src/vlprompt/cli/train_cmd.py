@@ -13,7 +13,7 @@ from vlprompt.cli.common import (
     positive,
     positive_float,
 )
-from vlprompt.presets import PROTOCOLS
+from vlprompt.protocols import PROTOCOLS
 
 
 def add_parser(sub) -> None:
@@ -125,7 +125,9 @@ def run(args) -> int:
     if args.nproc == 1:
         train(cfg, quiet=args.quiet, logs=args.log, save_logits=args.save_logits)
     elif finished(cfg.out, "train", run_identity(cfg), args.quiet) is None:  # a finished run starts nothing
+        from vlprompt.api import load_data
         from vlprompt.engine.distributed import launch
 
-        return launch(args.nproc, without_nproc(args.argv))
+        load_data(cfg.data, need_train=True)  # bad data is one line here, not one per process
+        return launch(args.nproc, without_nproc(args.argv), cfg.backbone.device)
     return 0

@@ -197,6 +197,9 @@ TRAINERS: Dict[str, Trainer] = {
     "maple": Trainer("MaPLe", _table(*MAPLE)),
     "maple+dept": Trainer("ExtrasLinearProbeMaPLe", _table(*MAPLE, *DEPT)),
     "maple+restore": Trainer("MaPLe_FSA", _table(*MAPLE, *RESTORE), derive=restore_initial_grams),
+    "coop+prograd": Trainer("ProGrad", _table(CTX)),
+    # TCP's textual knowledge embedding has CoCoOp's meta-net names (linear2: 4·ctx_dim outputs, not ctx_dim)
+    "tcp": Trainer("TCP", _table(CTX, *COCOOP_META)),
 }
 
 
@@ -219,10 +222,18 @@ def canonical_method(method: str) -> str:
     )
 
 
+def _tke(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    """Whether the meta-net is TCP's knowledge embedding (several tokens per class: outputs a multiple of the context
+    width) rather than CoCoOp's (one bias of the context width)."""
+    get = lambda n: state_dict.get(n, state_dict.get(f"prompt_learner.{n}"))
+    ctx, out = get("ctx"), get("meta_net.linear2.weight")
+    return ctx is not None and out is not None and out.shape[0] != ctx.shape[-1]
+
+
 def infer_method(state_dict: Mapping[str, torch.Tensor]) -> str:
     """The method whose reference trainer saves these tensor names.
 
-    Ambiguous names resolve to the plain method: CoOp and CoOpNemesis save the same names (``coop``), an
+    Ambiguous names resolve to the plain method: CoOp, CoOpNemesis and ProGrad save the same names (``coop``), an
     IVLP checkpoint without the frozen zero-shot encoder copy reads as ``ivlp`` rather than ``promptsrc``,
     and IVLP with text prompts of depth 1 only reads as ``coop``; ``--method`` disambiguates.
     """
@@ -238,7 +249,7 @@ def infer_method(state_dict: Mapping[str, torch.Tensor]) -> str:
         text, vision = has(r"^(prompt_learner\.)?ctx$"), has(r"^image_encoder\.VPT$")
         base = "ivlp" if text and vision else "lpt" if text else "vpt"
     elif has(r"^(prompt_learner\.)?meta_net\.linear2\."):
-        base = "cocoop"
+        base = "tcp" if _tke(state_dict) else "cocoop"
     elif has(r"^(prompt_learner\.)?bias_vectors$"):
         base = "kgcoop"
     elif has(r"^(prompt_learner\.)?ctx$"):

@@ -61,6 +61,7 @@ _VISION = (("n_ctx_vision", "learner.vision_ctx", _TOKENS, None), ("depth_vision
 SHAPE_SETTINGS: Dict[str, Tuple[Tuple[str, str, Reader, Any], ...]] = {
     "coop": (("n_ctx", "learner.ctx", _VECTORS, None), ("csc", "learner.ctx", lambda t: t.dim() == 3, None)),
     "cocoop": (("n_ctx", "learner.ctx", _VECTORS, None),),
+    "tcp": (("n_ctx", "learner.ctx", _VECTORS, None),),
     "lpt": _TEXT,
     "ivlp": _TEXT + _VISION,
     "vpt": _VISION,
@@ -288,16 +289,12 @@ def convert_checkpoint(
     ``data_root``, ``split_file``, ``subsample``, ``backbone``, ``pretrained``, ``trust_pickle``, ...) are those
     of ``vlprompt train``; ``trust_pickle`` also applies to the checkpoint.
     """
-    from vlprompt.config import make_config, to_dict
+    from vlprompt.config import make_config
     from vlprompt.convert.dassl import read_reference_checkpoint
     from vlprompt.convert.keymap import TRAINERS, infer_method, to_vlprompt
     from vlprompt.engine.labels import label_space
-    from vlprompt.engine.rundir import CONFIG, RunDir
-    from vlprompt.engine.weights import save_weights
     from vlprompt.pipeline.build import build_task
-    from vlprompt.pipeline.identity import backbone_identity, data_identity
     from vlprompt.pipeline.loading import load_backbone, load_data
-    from vlprompt.pipeline.records import weights_meta
     from vlprompt.task.composition import parse_method
 
     ref = read_reference_checkpoint(checkpoint, trust_pickle=bool(options.get("trust_pickle")))
@@ -345,19 +342,7 @@ def convert_checkpoint(
         frozen_checked=len(converted.frozen) if check_frozen_tensors else 0,
         frozen_max_abs_diff=frozen_diff,
     )
-    identity = {
-        "checkpoint": str(ref.source.resolve()),
-        "checkpoint_sha1": _file_sha1(ref.source),
-        "method": cfg.method,
-        "data": data_identity(cfg.data),
-        "backbone": backbone_identity(cfg.backbone),
-        "components": {name: to_dict(c) for name, c in cfg.components.items()},
-        "train": to_dict(cfg.train),
-    }
     provenance = {
-        "checkpoint": str(ref.source.resolve()),
-        "checkpoint_sha1": identity["checkpoint_sha1"],
-        "trainer": trainer,
         "module": ref.module,
         "epoch": ref.epoch,
         "settings_from_checkpoint": result.settings,
@@ -368,11 +353,34 @@ def convert_checkpoint(
         "frozen_checked": result.frozen_checked,
         "frozen_max_abs_diff": frozen_diff,
     }
-    with RunDir(Path(out), "convert", identity).open() as run:
-        cfg.dump(run.path / CONFIG)
-        save_weights(run.path, task, {**weights_meta(cfg, task, backbone, space), "converted_from": provenance})
-        for line in result.describe():
-            log.info(line)
+    write_converted_run(Path(out), cfg, task, backbone, space, ref.source, trainer, provenance, result.describe())
     if not quiet:
         print("\n".join(result.describe()))
     return result
+
+
+def write_converted_run(out: Path, cfg, task, backbone, space, source: Path, trainer: str, provenance, lines) -> None:
+    """The run directory of a converted checkpoint (kind ``convert``): ``config.yaml`` and the weights with their
+    provenance (the source file and its SHA-1, the reference trainer, ``provenance``); ``lines`` go to its log."""
+    from vlprompt.config import to_dict
+    from vlprompt.engine.rundir import CONFIG, RunDir
+    from vlprompt.engine.weights import save_weights
+    from vlprompt.pipeline.identity import backbone_identity, data_identity
+    from vlprompt.pipeline.records import weights_meta
+
+    sha1 = _file_sha1(source)
+    identity = {
+        "checkpoint": str(source.resolve()),
+        "checkpoint_sha1": sha1,
+        "method": cfg.method,
+        "data": data_identity(cfg.data),
+        "backbone": backbone_identity(cfg.backbone),
+        "components": {name: to_dict(c) for name, c in cfg.components.items()},
+        "train": to_dict(cfg.train),
+    }
+    provenance = {"checkpoint": str(source.resolve()), "checkpoint_sha1": sha1, "trainer": trainer, **provenance}
+    with RunDir(out, "convert", identity).open() as run:
+        cfg.dump(run.path / CONFIG)
+        save_weights(run.path, task, {**weights_meta(cfg, task, backbone, space), "converted_from": provenance})
+        for line in lines:
+            log.info(line)

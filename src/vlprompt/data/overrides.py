@@ -27,7 +27,7 @@ MAP_SEPARATOR = ": "
 
 def _lines(path: Path) -> List[str]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not a name
     except FileNotFoundError:
         raise VLPromptError(f"{path} not found") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import sys
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
@@ -178,8 +179,8 @@ class _TrainingStep(nn.Module):
         super().__init__()
         self.task = task
 
-    def forward(self, inputs, labels, info, features, frozen_image=None):
-        return self.task.training_step(inputs, labels, info, features, frozen_image)
+    def forward(self, inputs, labels, info, features, **teacher):
+        return self.task.training_step(inputs, labels, info, features, **teacher)
 
 
 def training_step_function(task) -> Callable:
@@ -221,27 +222,65 @@ class FollowerRun:
 
 # ------------------------------------------------------------------------------------------ launching
 def torchrun_args(nproc: int, args: Sequence[str]) -> List[str]:
-    """torchrun's arguments that run ``vlprompt <args>`` on ``nproc`` local processes (standalone rendezvous)."""
-    return ["--standalone", f"--nproc-per-node={nproc}", "-m", "vlprompt", *args]
+    """torchrun's arguments that run ``vlprompt <args>`` on ``nproc`` local processes (standalone rendezvous); only
+    the first process's output reaches the console (every process would print the same lines)."""
+    return ["--standalone", f"--nproc-per-node={nproc}", "--local-ranks-filter=0", "-m", "vlprompt", *args]
 
 
-def launch(nproc: int, args: Sequence[str]) -> int:
+def launch(nproc: int, args: Sequence[str], device: str = "auto") -> int:
     """Run ``vlprompt <args>`` on ``nproc`` processes, as ``python -m torch.distributed.run`` (torchrun) would, and
-    return 0 or the exit status of the first process that failed (its own message is on the console; no launcher
-    traceback). CPU threads are divided between the processes unless ``OMP_NUM_THREADS`` is set."""
+    return 0 or the exit status of the first process that failed (the first process's own message is on the
+    console, another's is named in one line; no launcher traceback or logs). ``device`` is the run's ``--device``:
+    a CUDA run needs a GPU per process. CPU threads are divided between the processes unless ``OMP_NUM_THREADS``
+    is set; the processes' C++ warnings (DDP's reducer) are off unless ``TORCH_CPP_LOG_LEVEL`` is set."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
     if launched():
         raise VLPromptError("--nproc inside a torchrun process group: drop --nproc (torchrun already started them)")
-    threads = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = threads or str(max(1, (os.cpu_count() or 1) // nproc))
+    if _uses_cuda(device) and nproc > torch.cuda.device_count():
+        raise VLPromptError(
+            f"--nproc {nproc}: {torch.cuda.device_count()} GPU(s) visible, one per process is needed; use at most "
+            "that many processes or --device cpu"
+        )
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TORCH_CPP_LOG_LEVEL")}
+    os.environ["OMP_NUM_THREADS"] = saved["OMP_NUM_THREADS"] or str(max(1, (os.cpu_count() or 1) // nproc))
+    os.environ["TORCH_CPP_LOG_LEVEL"] = saved["TORCH_CPP_LOG_LEVEL"] or "ERROR"
     try:
-        run(get_args_parser().parse_args(torchrun_args(nproc, args)))
+        with _quiet_launcher():
+            run(get_args_parser().parse_args(torchrun_args(nproc, args)))
     except ChildFailedError as exc:
-        _, failure = exc.get_first_failure()
-        return failure.exitcode if failure.exitcode > 0 else 1
+        rank, failure = exc.get_first_failure()
+        code = failure.exitcode if failure.exitcode > 0 else 1
+        if rank != 0 and 0 not in exc.failures:  # its message went to the hidden output
+            print(
+                f"error: process {rank} of {nproc} failed (exit status {code}); re-run with --nproc 1 to see why",
+                file=sys.stderr,
+            )
+        return code
     finally:
-        if threads is None:
-            del os.environ["OMP_NUM_THREADS"]
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
     return 0
+
+
+@contextlib.contextmanager
+def _quiet_launcher() -> Iterator[None]:
+    """Silence torch's launcher logs (``Sending process ... closing signal``, ``failed (exitcode: 2)``) below errors
+    it cannot report otherwise: the processes print their own one-line messages."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.startswith(_LAUNCHER_LOGS)]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+#: the loggers of torch's process launcher (torchrun)
+_LAUNCHER_LOGS = ("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher")

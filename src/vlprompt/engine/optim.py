@@ -4,6 +4,8 @@
   ``train.weight_decay``, no dampening, no Nesterov.
 * ``adamw`` — :class:`torch.optim.AdamW` with ``train.weight_decay``, betas (``train.adam_beta1``,
   ``train.adam_beta2``) and ``train.adam_eps`` (CLIP-LoRA, Tip-Adapter-F).
+* ``adam`` — :class:`torch.optim.Adam` with the same settings, the weight decay added to the gradient (L2, as
+  Dassl's ``adam``; TCP, whose README sets its epsilon to 1e-3).
 
 Schedules (every group runs at its multiplier ``lr_scale`` times the base LR):
 
@@ -35,8 +37,9 @@ from vlprompt.engine.schedule import group_lrs, lr_at_epoch
 
 def build_optimizer(groups: List[dict], cfg) -> torch.optim.Optimizer:
     """The run's optimizer over the task's parameter groups (``cfg``: the train section)."""
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(
+    if cfg.optimizer in ("adamw", "adam"):
+        adam = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        return adam(
             groups, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps, weight_decay=cfg.weight_decay
         )
     return torch.optim.SGD(

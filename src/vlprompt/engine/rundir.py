@@ -36,6 +36,9 @@ METRICS = "metrics.jsonl"
 RESULTS = "results.json"
 CONFIG = "config.yaml"
 LOG = "log.txt"
+#: a trained run's weights and their sidecar (:mod:`vlprompt.engine.weights` reads and writes them)
+WEIGHTS = "weights.safetensors"
+WEIGHTS_META = "weights.json"
 #: the files a run directory holds before the run wrote anything of its own
 BOOKKEEPING = (MARKER, LOCK, LOG, CONFIG)
 

@@ -11,10 +11,8 @@ from typing import Dict, Tuple
 import torch
 
 from vlprompt import fileio
+from vlprompt.engine.rundir import WEIGHTS, WEIGHTS_META
 from vlprompt.errors import VLPromptError
-
-WEIGHTS = "weights.safetensors"
-WEIGHTS_META = "weights.json"
 
 
 def save_weights(run_dir: Path, task, meta: Dict) -> None:

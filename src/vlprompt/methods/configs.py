@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from vlprompt.errors import VLPromptError
 from vlprompt.presets import Preset, rule
 from vlprompt.registry import LEARNERS
-from vlprompt.settings import AT_LEAST_0, AT_LEAST_1, POSITIVE, setting
+from vlprompt.settings import AT_LEAST_0, AT_LEAST_1, FINITE, POSITIVE, setting
 
 #: the init phrase of CoOp-family and deep-prompting context vectors
 INIT_WORDS = "a photo of a"
@@ -57,6 +57,11 @@ class CoOpConfig(LearnerConfig):
     csc: bool = setting(False, "class-specific context (one context per class)")
     class_token_position: str = setting("end", "end | middle | front")
     init_std: float = setting(0.02, "std of the random context init", bounds=POSITIVE)
+    ctx_pad: bool = setting(
+        False,
+        "with ctx_init of fewer words than n_ctx: the words initialise the last positions, zeros the first ones "
+        "(behind 'X' placeholders), as ProGrad's CTX_INIT",
+    )
 
     presets = {
         "fewshot": Preset(
@@ -86,7 +91,12 @@ class CoOpConfig(LearnerConfig):
                 f"unknown coop.class_token_position {self.class_token_position!r}: use end, middle or front"
             )
         words = self.init_words
-        if words and len(words.split()) != self.n_ctx:
+        if words and self.ctx_pad and len(words.split()) > self.n_ctx:
+            raise VLPromptError(
+                f"coop.ctx_init {self.ctx_init!r} has {len(words.split())} words, more than coop.n_ctx={self.n_ctx}: "
+                f"--set coop.n_ctx={len(words.split())}"
+            )
+        if words and not self.ctx_pad and len(words.split()) != self.n_ctx:
             raise VLPromptError(
                 f"coop.ctx_init {self.ctx_init!r} has {len(words.split())} words but coop.n_ctx={self.n_ctx}; "
                 f"the context takes one vector per word: --set coop.n_ctx={len(words.split())}"
@@ -213,6 +223,178 @@ class MaPLeConfig(LearnerConfig):
         "xd": Preset(_maple(0.0026, 2, 3), "MaPLe cross-dataset config vit_b16_c2_ep5_batch4_2ctx_cross_datasets"),
         "dept": Preset(_maple(0.0035, 10, 9), "DePT's MaPLe re-run, config vit_b16_c2_ep10_batch4_2ctx"),
     }
+
+
+# ------------------------------------------------------------------------------------------ TCP
+TCP_REPO = "TCP (Yao et al., CVPR 2024), htyao89/Textual-based_Class-aware_prompt_tuning"
+#: TCP's ``CUSTOM_TEMPLATES`` (trainers/tcp.py): the class prompt; its first n_ctx tokens become the context
+TCP_TEMPLATES = {
+    "oxford_pets": "X X X X {}, a type of pet.",
+    "oxford_flowers": "X X X X {}, a type of flower.",
+    "fgvc_aircraft": "X X X X {}, a type of aircraft.",
+    "dtd": "X X X X {} texture.",
+    "eurosat": "X X X X {}.",
+    "stanford_cars": "X X X X {}, a type of car",
+    "food101": "X X X X {}, a type of food.",
+    "sun397": "X X X X {}.",
+    "caltech101": "X X X X {}.",
+    "ucf101": "a photo of a person doing {}.",
+    "imagenet": "a photo of a {}.",
+}
+#: TCP's ``CUSTOM_TEMPLATES_ori``: the hand-crafted prompt of the textual knowledge embedding and of KgCoOp's
+#: targets, where it differs from the dataset's KgCoOp template
+TCP_KNOWLEDGE_TEMPLATES = {"fgvc_aircraft": "a photo of an aircraft {}.", "food101": "a photo of a {}, a type of food."}
+TCP_IMAGENET_VARIANTS = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+
+
+def tcp_layer(layer: int, depth: int) -> int:
+    """The block that takes TCP's class-aware prompt (``tcp.layer``; 0: 8 of 12 as the reference, else 2/3 deep)."""
+    return layer or (depth * 2) // 3
+
+
+def _tcp_rules() -> tuple:
+    source = f"{TCP_REPO}, trainers/tcp.py CUSTOM_TEMPLATES / CUSTOM_TEMPLATES_ori"
+    rules = [rule([name], {"tcp": {"template": t}}, source) for name, t in TCP_TEMPLATES.items()]
+    rules.append(rule(TCP_IMAGENET_VARIANTS, {"tcp": {"template": TCP_TEMPLATES["imagenet"]}}, source))
+    for name, t in TCP_KNOWLEDGE_TEMPLATES.items():
+        rules.append(rule([name], {"tcp": {"knowledge_template": t}, "kg": {"template": t}}, source))
+    return tuple(rules)
+
+
+@LEARNERS.register("tcp", implementation="vlprompt.methods.tcp:TCP")
+@dataclass
+class TCPConfig(LearnerConfig):
+    n_ctx: int = setting(
+        4, "context vectors M: the template's first M tokens after SOS (N(0, init_std²) init)", bounds=AT_LEAST_1
+    )
+    template: str = setting(
+        "", "class prompt with one {}; its first n_ctx tokens become the context (empty: 'X X X X {}.', M X's)"
+    )
+    knowledge_template: str = setting(
+        "", "hand-crafted prompt of the textual knowledge embedding (empty: the dataset's KgCoOp template)"
+    )
+    layer: int = setting(
+        0,
+        "text block whose input takes the class-aware prompt; 0: block 8 on a 12-block text tower (the reference's "
+        "layers=[8]), ⌊2/3 · depth⌋ on other depths",
+        bounds=AT_LEAST_0,
+    )
+    init_std: float = setting(0.02, "std of the random context init", bounds=POSITIVE)
+
+    presets = {
+        "b2n": Preset(
+            {
+                "train": {
+                    "batch_size": 32,
+                    "lr": 0.002,
+                    "epochs": 50,
+                    "optimizer": "adam",
+                    "adam_eps": 1e-3,
+                    "weight_decay": 5e-4,
+                },
+                "tcp": {"n_ctx": 4},
+                "kg": {"weight": 8.0},
+            },
+            f"{TCP_REPO}, config TCP/vit_b16_ep100_ctxv1 (MAX_EPOCH 50, Adam), README (Adam eps 1e-3), "
+            "scripts/base2new_train.sh (NCTX 4, 16 shots) and trainers/tcp.py (8.0 · KgCoOp loss)",
+        )
+    }
+    dataset_rules = _tcp_rules()
+
+    def __post_init__(self):
+        for key in ("template", "knowledge_template"):
+            value = getattr(self, key)
+            if value and value.count("{}") != 1:
+                raise VLPromptError(f"tcp.{key} {value!r} must contain exactly one {{}} for the class name")
+
+
+# ------------------------------------------------------------------------------------------ CLIP-LoRA
+LORA_REPO = "CLIP-LoRA (Zanella & Ben Ayed, CVPRW 2024), MaxZanella/CLIP-LoRA"
+#: CLIP-LoRA's ``INDEX_POSITIONS_TEXT`` / ``INDEX_POSITIONS_VISION['ViT-B/16']`` (loralib/utils.py), 12-block towers
+LORA_POSITIONS = {
+    "top": (11,),
+    "top1": (11,),
+    "top2": (10, 11),
+    "top3": (9, 10, 11),
+    "bottom": (0, 1, 2, 3),
+    "mid": (4, 5, 6, 7),
+    "up": (8, 9, 10, 11),
+    "half-up": (6, 7, 8, 9, 10, 11),
+    "half-bottom": (0, 1, 2, 3, 4, 5),
+    "all": tuple(range(12)),
+}
+#: ``INDEX_POSITIONS_VISION['ViT-L/14']``: the positions CLIP-LoRA defines for 24-block towers
+LORA_POSITIONS_24 = {"half-up": tuple(range(12, 24)), "half-bottom": tuple(range(12)), "all": tuple(range(24))}
+LORA_ENCODERS = ("text", "vision", "both")
+#: CLIP-LoRA's fixed settings (run_utils.py defaults, lora.py's optimizer and schedule)
+LORA_SETTINGS = {
+    "train": {
+        "optimizer": "adamw",
+        "lr": 2e-4,
+        "weight_decay": 1e-2,
+        "adam_beta1": 0.9,
+        "adam_beta2": 0.999,
+        "schedule": "step_cosine",
+        "min_lr": 1e-6,
+        "batch_size": 32,
+        "steps": {shots: 500 * shots for shots in (1, 2, 4, 8, 16)},
+    },
+    "lora": {"rank": 2, "alpha": 1.0, "dropout": 0.25, "params": "q,k,v", "position": "all"},
+}
+
+
+def lora_layers(position: str, depth: int) -> tuple:
+    """The block indices CLIP-LoRA adapts at ``position`` in a ``depth``-block tower (those beyond it skipped)."""
+    table = LORA_POSITIONS_24 if depth == 24 else LORA_POSITIONS
+    if position not in table:
+        raise VLPromptError(
+            f"lora.position={position!r} is not defined for a {depth}-block tower; choose one of: {', '.join(table)}"
+        )
+    return tuple(i for i in table[position] if i < depth)
+
+
+@LEARNERS.register("lora", implementation="vlprompt.methods.lora:LoRA")
+@dataclass
+class LoRAConfig(LearnerConfig):
+    rank: int = setting(2, "r: rank of the low-rank updates (--r)", bounds=AT_LEAST_1)
+    alpha: float = setting(1.0, "α: the update is scaled by α/√r, as CLIP-LoRA's LoRALayer (--alpha)", bounds=FINITE)
+    dropout: float = setting(0.25, "dropout on the input of each low-rank branch, in training (--dropout_rate)")
+    params: str = setting("q,k,v", "attention matrices adapted, comma-separated: q, k, v, o (o: output projection)")
+    position: str = setting("all", f"blocks adapted: {' | '.join(LORA_POSITIONS)} (CLIP-LoRA's INDEX_POSITIONS)")
+    encoder: str = setting("both", "towers adapted: text | vision | both")
+    template: str = setting(
+        "a photo of a {}.", "class prompt (CLIP-LoRA's datasets all use this one; empty: the run's dataset template)"
+    )
+
+    presets = {
+        "fewshot": Preset(
+            LORA_SETTINGS,
+            f"{LORA_REPO}, run_utils.py defaults (n_iters 500 x shots, lr 2e-4, batch 32, r 2, alpha 1, dropout "
+            "0.25, q,k,v of all blocks of both towers) and lora.py (AdamW wd 1e-2, CosineAnnealingLR eta_min 1e-6)",
+        ),
+        "b2n": Preset(
+            LORA_SETTINGS,
+            f"{LORA_REPO}, the same settings (README: fixed hyperparameters for every task and number of shots)",
+        ),
+    }
+
+    def __post_init__(self):
+        if not 0 <= self.dropout < 1:
+            raise VLPromptError(f"lora.dropout must be in [0, 1), got {self.dropout}")
+        bad = [p for p in self.projections if p not in "qkvo"] or ([] if self.projections else [self.params])
+        if bad or len(set(self.projections)) != len(self.projections):
+            raise VLPromptError(f"lora.params={self.params!r}: use distinct letters of q, k, v, o, e.g. q,k,v")
+        if self.position not in LORA_POSITIONS:
+            raise VLPromptError(f"unknown lora.position {self.position!r}; choose one of: {', '.join(LORA_POSITIONS)}")
+        if self.encoder not in LORA_ENCODERS:
+            raise VLPromptError(f"unknown lora.encoder {self.encoder!r}: use text, vision or both")
+        if self.template and self.template.count("{}") != 1:
+            raise VLPromptError(f"lora.template {self.template!r} must contain exactly one {{}} for the class name")
+
+    @property
+    def projections(self) -> tuple:
+        """The adapted matrices as CLIP-LoRA's letters, in the order given."""
+        return tuple(p.strip() for p in self.params.split(",") if p.strip())
 
 
 # ------------------------------------------------------------------------------------------ zero-shot

@@ -3,7 +3,10 @@ the prompt learner of KgCoOp (Yao et al., CVPR 2023).
 
 Trainable: the context C, generic ``[M, D]`` or class-specific (CSC) ``[K, M, D]``, initialised N(0, 0.02²) behind
 a placeholder prefix ``X X ... X``, or — with ``ctx_init`` — from the token embeddings of the init words (then M is
-the number of words, ``n_ctx`` must equal it, and CSC does not apply, as in the reference). Per class the prompt is
+the number of words, ``n_ctx`` must equal it, and CSC does not apply, as in the reference; with ``ctx_pad``, ProGrad's
+variant, the words initialise the last positions of ``n_ctx`` and the first ``n_ctx − words`` are zero vectors behind
+``X`` placeholders: ``X X … X a texture of``, so a word that tokenizes to several tokens pushes its last tokens
+into the fixed suffix, as in ProGrad's code). Per class the prompt is
 ``[SOS][c_1..c_M][name][.][EOT]`` (class token ``end``; ``middle``/``front`` rearrange it), encoded by the frozen
 text tower and pooled at EOT; logits = 100 · cos(f, t_k) (Eq. 2 of the paper).
 """
@@ -34,15 +37,18 @@ class CoOp(PromptLearner):
         super().__init__(backbone, config, space)
         width = backbone.text_width
         words, self.ending = prompt_text(config.ctx_init, space.template)
-        if words and len(words.split()) != config.n_ctx:  # only ctx_init=template gets here (see CoOpConfig)
+        fits = len(words.split()) <= config.n_ctx if config.ctx_pad else len(words.split()) == config.n_ctx
+        if words and not fits:  # only ctx_init=template gets here (see CoOpConfig)
             raise VLPromptError(
                 f"{self.name}.ctx_init=template: the template {space.template!r} has {len(words.split())} words before "
                 f"{{}} but {self.name}.n_ctx={config.n_ctx}; --set {self.name}.n_ctx={len(words.split())}"
             )
         if words:
             self.n_ctx = config.n_ctx
-            ctx = init_context_from_words(backbone, words, self.n_ctx)
-            self.prefix_text = words
+            pad = self.n_ctx - len(words.split())  # > 0 only with ctx_pad (ProGrad's init)
+            ctx = init_context_from_words(backbone, words, self.n_ctx - pad)
+            ctx = torch.cat([ctx.new_zeros(pad, width), ctx])
+            self.prefix_text = f"{placeholder_prefix(pad)} {words}" if pad else words
             self.csc = False
         else:
             self.n_ctx = config.n_ctx

@@ -53,6 +53,7 @@ def backbone_identity(backbone: BackboneConfig) -> Dict[str, Any]:
 def run_identity(cfg: RunConfig) -> Dict[str, Any]:
     """What a training run computes: everything but where it is written, the provenance notes and settings that
     do not change the numbers (workers, device); ``--init-from`` by its path and content."""
+    from vlprompt.engine.rundir import WEIGHTS
     from vlprompt.fileio import content_sha256
 
     return {
@@ -62,7 +63,7 @@ def run_identity(cfg: RunConfig) -> Dict[str, Any]:
         "train": to_dict(cfg.train),
         "components": {name: to_dict(c) for name, c in cfg.components.items()},
         "init_from": resolve_path(cfg.init_from),
-        **({"init_from_sha256": content_sha256(cfg.init_from, ("weights.safetensors",))} if cfg.init_from else {}),
+        **({"init_from_sha256": content_sha256(cfg.init_from, (WEIGHTS,))} if cfg.init_from else {}),
     }
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
-from vlprompt.config import BackboneConfig, RunConfig
+from vlprompt.config import BackboneConfig, RunConfig, check_template
 from vlprompt.errors import VLPromptError
 from vlprompt.pipeline.build import build_task
 from vlprompt.pipeline.identity import architecture_id
@@ -141,6 +141,8 @@ class LoadedRun:
 
     def _space(self, classnames: Optional[Sequence[str]], template: Optional[str]) -> LabelSpace:
         trained = self._trained.trained_space
+        if template is not None:
+            check_template(template, "template")
         if classnames is None or list(classnames) == list(trained.classnames):
             return dataclasses.replace(trained, template=template or trained.template)
         tpl = template or trained.template

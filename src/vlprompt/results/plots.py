@@ -4,7 +4,9 @@
   IJCV 2022, Fig. 3), and ``fewshot_datasets.png`` with one panel per dataset;
 * ``b2n[_shots<K>].png``: average Base / New / H bars per method;
 * ``norms/<run>.png``: prompt norms and test accuracy over epochs of every training run that logged
-  per-position norms (+nemesis; Nemesis, Fu et al., ICLR 2024), via :mod:`vlprompt.analysis.plots`.
+  per-position norms (+nemesis; Nemesis, Fu et al., ICLR 2024), via :mod:`vlprompt.analysis.plots`;
+* ``low_norm.png`` and ``feature_shift.png`` when ``vlprompt analyze low-norm|feature-shift SWEEP_ROOT`` has run
+  (:mod:`vlprompt.results.analyses`).
 
 Every figure is drawn first; the files are written only when none of them would replace a file that ``vlprompt
 plot`` did not write for this sweep (:mod:`vlprompt.outputs`).
@@ -18,6 +20,7 @@ from typing import Any, List, Sequence, Tuple
 
 from vlprompt import outputs
 from vlprompt.engine.rundir import METRICS
+from vlprompt.protocols import BASE_NEW, SHOTS
 from vlprompt.results.summaries import AVERAGE, Summary
 from vlprompt.sweep.layout import TRAIN, finished_runs
 
@@ -113,12 +116,15 @@ def plot_all(root: Path, summaries: Sequence[Summary], out: Path) -> List[Path]:
     """Every figure the sweep folder has data for; returns the files written (none when one of them may not be
     replaced: a one-line error)."""
     drawn: List[Drawn] = []
-    fewshot = [s for s in summaries if s.protocol == "fewshot"]
+    fewshot = [s for s in summaries if s.layout == SHOTS]
     if fewshot:
         drawn += fewshot_curves(fewshot, out)
-    for shots in sorted({s.shots for s in summaries if s.protocol == "b2n"}):
-        drawn.append(b2n_bars([s for s in summaries if s.protocol == "b2n" and s.shots == shots], out))
+    for shots in sorted({s.shots for s in summaries if s.layout == BASE_NEW}):
+        drawn.append(b2n_bars([s for s in summaries if s.layout == BASE_NEW and s.shots == shots], out))
     drawn += norm_curves(root, out)
+    from vlprompt.results.analyses import low_norm_figure, shift_figure
+
+    drawn += [d for d in (low_norm_figure(root, out), shift_figure(root, out)) if d is not None]
     source = str(Path(root).resolve())
     outputs.check_outputs([path for path, _ in drawn], source, "pass another --out")
     return [

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from vlprompt.sweep.protocols import BENCHMARKS, XD_TARGETS
+from vlprompt.protocols import BENCHMARKS, XD_TARGETS
 
 Rows = Dict[str, Dict[str, float]]
 

@@ -13,9 +13,9 @@ import io
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
+from vlprompt.protocols import BASE_NEW, PROTOCOLS, SHOTS, TRANSFER
 from vlprompt.results.published import lookup
 from vlprompt.results.summaries import AVERAGE, Summary, Value
-from vlprompt.sweep.protocols import PROTOCOLS
 
 MISSING_CELL = "—"
 NO_PAPER = "paper: no published number for this method, protocol and backbone"
@@ -42,7 +42,7 @@ def format_value(value: Value) -> str:
 
 
 def column_title(summary: Summary, column: str) -> str:
-    if summary.protocol == "fewshot":
+    if summary.layout == SHOTS:
         return f"{column} shot{'s' if column != '1' else ''}"
     return COLUMN_TITLES.get(column, column)
 
@@ -57,7 +57,7 @@ def describe(summary: Summary) -> str:
 
 def method_table(summary: Summary, paper: bool = False) -> Table:
     published = lookup(summary.protocol, summary.method, summary.backbone) if paper else None
-    header = ["dataset" if summary.protocol in ("fewshot", "b2n") else "dataset (source, targets)"]
+    header = ["dataset" if summary.layout != TRANSFER else "dataset (source, targets)"]
     for column in summary.columns:
         title = column_title(summary, column)
         header += [title, f"{title} paper", f"Δ {title}"] if paper else [title]
@@ -73,9 +73,9 @@ def method_table(summary: Summary, paper: bool = False) -> Table:
                 diff = None if ref is None or value.mean is None else value.mean - ref
                 line.append(MISSING_CELL if diff is None else f"{diff:+.2f}")
         table.rows.append(line)
-    if summary.protocol == "b2n":
+    if summary.layout == BASE_NEW:
         table.notes.append("average: Base and New averaged over datasets, H of those averages")
-    elif summary.protocol in ("xd", "dg"):
+    elif summary.layout == TRANSFER:
         table.notes.append("average: mean over the targets (the source row is not included)")
     if paper:
         table.notes.append(f"paper: {published.source}" if published else NO_PAPER)
@@ -88,7 +88,7 @@ def overview_table(group: Sequence[Summary]) -> Optional[Table]:
     if len(group) < 2:
         return None
     first = group[0]
-    if first.protocol in ("xd", "dg"):
+    if first.layout == TRANSFER:
         sources = [r for r in first.rows if r not in first.targets and r != AVERAGE]
         cells = [(r, "acc") for r in (*sources, *first.targets, AVERAGE)]
         header = ["method", *(f"{r} (source)" for r in sources), *first.targets, AVERAGE]

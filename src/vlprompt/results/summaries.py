@@ -28,8 +28,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from vlprompt.engine.rundir import RunDir, first_difference
 from vlprompt.errors import VLPromptError
+from vlprompt.protocols import BASE_NEW, BENCHMARKS, DG_TARGETS, PROTOCOLS, SHOTS, target_protocol
 from vlprompt.sweep.layout import RESULTS, TRAIN, RunKey, finished_runs
-from vlprompt.sweep.protocols import BENCHMARKS, DG_TARGETS, PROTOCOLS, is_dg_target
 
 
 def harmonic_mean(base: float, new: float) -> float:
@@ -146,6 +146,11 @@ class Summary:
     rows: Dict[str, Dict[str, Value]]
     targets: List[str] = field(default_factory=list)
 
+    @property
+    def layout(self) -> str:
+        """Its protocol's table layout (:data:`vlprompt.protocols.SHOTS`, ``BASE_NEW``, ``TRANSFER``)."""
+        return PROTOCOLS[self.protocol].layout
+
     def value(self, row: str, column: str) -> Value:
         return self.rows.get(row, {}).get(column, MISSING)
 
@@ -243,28 +248,31 @@ def summaries(root: Path, protocols: Optional[Sequence[str]] = None) -> List[Sum
     by_folder: Dict[str, List[Result]] = {}
     for r in results:
         by_folder.setdefault(r.key.folder, []).append(r)
-    fewshot = by_folder.get(PROTOCOLS["fewshot"].folder, [])
-    if "fewshot" in wanted and fewshot:
-        datasets = _ordered(r.key.dataset for r in fewshot)
-        shots = sorted({r.key.shots for r in fewshot})
-        for method in _methods(fewshot):
-            out.append(fewshot_summary([r for r in fewshot if r.key.method == method], datasets, shots))
-    b2n = by_folder.get(PROTOCOLS["b2n"].folder, [])
-    if "b2n" in wanted:
-        for shots in sorted({r.key.shots for r in b2n}):
-            group = [r for r in b2n if r.key.shots == shots]
-            datasets = _ordered(r.key.dataset for r in group)
-            out += [b2n_summary([r for r in group if r.key.method == m], datasets) for m in _methods(group)]
-    xd = by_folder.get(PROTOCOLS["xd"].folder, [])
-    for protocol in ("xd", "dg"):
-        if protocol not in wanted:
-            continue
-        evals = [r for r in xd if r.key.target is not None and is_dg_target(r.key.target) == (protocol == "dg")]
-        for shots in sorted({r.key.shots for r in evals}):
-            group = [r for r in xd if r.key.shots == shots and (r.key.kind == TRAIN or r in evals)]
-            targets = _ordered(r.key.target for r in group if r.key.target is not None)
-            for method in _methods(group):
-                out.append(transfer_summary(protocol, [r for r in group if r.key.method == method], targets))
+    for protocol in (p for p in PROTOCOLS.values() if p.name in wanted):
+        runs = by_folder.get(protocol.folder, [])
+        if protocol.layout == SHOTS:
+            if not runs:
+                continue
+            datasets = _ordered(r.key.dataset for r in runs)
+            shots = sorted({r.key.shots for r in runs})
+            for method in _methods(runs):
+                out.append(fewshot_summary([r for r in runs if r.key.method == method], datasets, shots))
+        elif protocol.layout == BASE_NEW:
+            for shots in sorted({r.key.shots for r in runs}):
+                group = [r for r in runs if r.key.shots == shots]
+                datasets = _ordered(r.key.dataset for r in group)
+                out += [b2n_summary([r for r in group if r.key.method == m], datasets) for m in _methods(group)]
+        else:  # the transfer protocols sharing a folder's source runs each own the targets they declare
+            evals = [
+                r
+                for r in runs
+                if r.key.target is not None and target_protocol(protocol.folder, r.key.target) == protocol.name
+            ]
+            for shots in sorted({r.key.shots for r in evals}):
+                group = [r for r in runs if r.key.shots == shots and (r.key.kind == TRAIN or r in evals)]
+                targets = _ordered(r.key.target for r in group if r.key.target is not None)
+                for method in _methods(group):
+                    out.append(transfer_summary(protocol.name, [r for r in group if r.key.method == method], targets))
     return out
 
 

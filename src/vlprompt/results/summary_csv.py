@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from vlprompt import outputs
+from vlprompt.protocols import BASE_NEW, PROTOCOLS, SHOTS
 from vlprompt.results.summaries import AVERAGE, Summary, Value
 from vlprompt.sweep.layout import method_folder
-from vlprompt.sweep.protocols import PROTOCOLS
 
 
 def _num(x: Optional[float]) -> str:
@@ -80,12 +80,12 @@ def write_summaries(root: Path, summaries: Sequence[Summary]) -> List[Path]:
     for (folder, method), by_shots in groups.items():
         for shots, parts in by_shots.items():
             name = "summary.csv" if len(by_shots) == 1 else f"summary-shots{shots}.csv"
-            kind = parts[0].protocol
+            layout = parts[0].layout
             rows = (
                 fewshot_rows(parts[0])
-                if kind == "fewshot"
+                if layout == SHOTS
                 else b2n_rows(parts[0])
-                if kind == "b2n"
+                if layout == BASE_NEW
                 else transfer_rows(parts)
             )
             planned.append((Path(root) / folder / method_folder(method) / name, rows))

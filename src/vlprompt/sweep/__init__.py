@@ -1,6 +1,6 @@
 """Sweeps: the research workflow of the papers (protocol × methods × datasets × seeds × shots) in one command.
 
-* :mod:`~vlprompt.sweep.protocols` — few-shot, base-to-new, cross-dataset, domain generalisation as data;
+* :mod:`vlprompt.protocols` — few-shot, base-to-new, cross-dataset, domain generalisation as objects;
 * :mod:`~vlprompt.sweep.layout` — the run-directory layout ``<root>/<protocol>/<method>/<dataset>/shots<K>/
   seed<S>/<kind>`` (the one place that knows it);
 * :mod:`~vlprompt.sweep.jobs` — a sweep's jobs as ``vlprompt`` CLI argv lists, with their dependencies;

@@ -20,9 +20,9 @@ from typing import Callable, Dict, Sequence, Tuple
 
 from vlprompt.engine.rundir import MARKER, RunDir, first_difference
 from vlprompt.errors import VLPromptError
+from vlprompt.protocols import PROTOCOLS
 from vlprompt.sweep.jobs import Job, SweepSpec
 from vlprompt.sweep.layout import SWEEP_DIR
-from vlprompt.sweep.protocols import PROTOCOLS
 
 #: the folder ``vlprompt plot`` writes into by default
 PLOTS = "plots"
@@ -73,10 +73,22 @@ def check_existing(spec: SweepSpec, job: Job, kind: str, identity: Dict) -> None
         return
     if marker.get("kind") != kind:
         raise _refuse(spec, job, f"holds a `vlprompt {marker.get('kind')}` run, not the planned {kind} run")
-    diff = first_difference(marker.get("identity", {}), identity)
+    diff = first_difference(_same_sweep(spec, job, marker.get("identity", {})), identity)
     if diff:
         key, old, new = diff
         raise _refuse(spec, job, f"was run with other settings ({key}: {old!r} there, {new!r} now)")
+
+
+def _same_sweep(spec: SweepSpec, job: Job, recorded: Dict) -> Dict:
+    """An evaluation's recorded identity with its source run read inside this sweep: a sweep folder that was moved
+    or copied records its training runs at the old place, under the same path relative to the root."""
+    source, deps = recorded.get("source"), job.deps
+    if job.command != "eval" or not isinstance(source, str) or len(deps) != 1:
+        return recorded
+    relpath = deps[0].relpath
+    if Path(source).as_posix().endswith("/" + relpath):
+        return {**recorded, "source": str(deps[0].path(spec.root).resolve())}
+    return recorded
 
 
 #: ``(kind, identity)`` of the run directory a job would write, resolved as its command would resolve it (bad

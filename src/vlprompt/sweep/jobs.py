@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from vlprompt.errors import VLPromptError
+from vlprompt.protocols import Protocol, get_protocol
 from vlprompt.sweep.layout import RESULTS, TRAIN, RunKey, eval_kind
-from vlprompt.sweep.protocols import Protocol, get_protocol
 
 ZEROSHOT = "zeroshot"
 
@@ -48,12 +48,14 @@ class SweepSpec:
 
 @dataclass(frozen=True)
 class Job:
-    """One run directory to produce: ``vlprompt <argv>``, after the jobs in ``deps`` have finished."""
+    """One run directory to produce: ``vlprompt <argv>``, after the jobs in ``deps`` have finished; it is done
+    when the run directory holds ``marker`` (an analysis job writes another file than ``results.json``)."""
 
     key: RunKey
     root: Path
     argv: Tuple[str, ...]
     deps: Tuple[RunKey, ...] = field(default=())
+    marker: str = RESULTS
 
     @property
     def path(self) -> Path:
@@ -69,15 +71,16 @@ class Job:
 
     @property
     def done(self) -> bool:
-        return (self.path / RESULTS).exists()
+        return (self.path / self.marker).exists()
 
     def command_line(self) -> str:
         return "vlprompt " + " ".join(shlex.quote(a) for a in self.argv)
 
 
 def normalize_method(method: str) -> str:
-    """``" CoOp + DePT"`` -> ``coop+dept`` (the spelling used in folders and tables)."""
-    return "+".join(p.strip().lower() for p in method.split("+") if p.strip())
+    """``" CoOp + DePT"`` -> ``coop+dept`` (the spelling used in folders and tables); an empty part stays, for
+    :func:`~vlprompt.task.parse_method` to refuse (``coop+`` is not ``coop``)."""
+    return "+".join(p.strip().lower() for p in method.split("+"))
 
 
 def _data_args(spec: SweepSpec, dataset: str) -> List[str]:
@@ -103,7 +106,7 @@ def train_job(spec: SweepSpec, method: str, dataset: str, shots: int, seed: int)
     argv = ["train", "--method", method, *_data_args(spec, dataset)]
     argv += ["--shots", str(shots), "--seed", str(seed), "--subsample", proto.subsample]
     argv += _backbone_args(spec) + ["--out", str(key.path(spec.root))]
-    argv += ["--protocol", "xd" if spec.protocol == "dg" else spec.protocol]  # dg evaluates the xd source runs
+    argv += ["--protocol", proto.preset]  # dg evaluates the xd source runs
     for pair in spec.sets:
         argv += ["--set", pair]
     return Job(key, Path(spec.root), tuple(argv + list(spec.job_args)))
@@ -144,7 +147,7 @@ def plan(spec: SweepSpec) -> List[Job]:
     jobs: List[Job] = []
     for method in spec.methods:
         # zero-shot CLIP has no shots to vary: the few-shot protocol shows it at 0 shots
-        shots_list = (0,) if method == ZEROSHOT and proto.name == "fewshot" else spec.shots
+        shots_list = (0,) if method == ZEROSHOT and proto.zeroshot_at_zero_shots else spec.shots
         for dataset in spec.datasets:
             for shots in shots_list:
                 for seed in spec.seeds:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 from vlprompt.errors import VLPromptError
+from vlprompt.protocols import get_protocol, resolve_names
 from vlprompt.sweep.jobs import SweepSpec, normalize_method
-from vlprompt.sweep.protocols import get_protocol, resolve_names
 
 VIT_B16 = ("ViT-B-16", "openai")
 RN50 = ("RN50", "openai")
@@ -30,6 +30,9 @@ PROMPTSRC_PAPER = "PromptSRC (Khattak et al., ICCV 2023)"
 DEPT_PAPER = "DePT (Zhang et al., CVPR 2024)"
 NEMESIS_PAPER = "Nemesis (Fu et al., ICLR 2024)"
 RESTORE_PAPER = "RESTORE (Yang et al., ECCV 2024)"
+PROGRAD_PAPER = "ProGrad (Zhu et al., ICCV 2023)"
+TCP_PAPER = "TCP (Yao et al., CVPR 2024)"
+CLIP_LORA_PAPER = "CLIP-LoRA (Zanella & Ben Ayed, CVPRW 2024)"
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,31 @@ RECIPES: Dict[str, Recipe] = {
             "xd",
             ("maple+restore",),
             note="released code: prompt depth 9, lr 0.0035, 2 epochs (the paper says 4); also for --protocol dg",
+        ),
+        Recipe(
+            "prograd-fewshot",
+            PROGRAD_PAPER,
+            "fewshot",
+            ("coop", "coop+prograd"),
+            backbone=RN50,
+            note="16 context vectors from ProGrad's templates, lambda 1.0 (README: 0.8 for 8/16 shots on Flowers, DTD, "
+            "EuroSAT), CoOp's epochs",
+        ),
+        Recipe(
+            "prograd-b2n",
+            PROGRAD_PAPER,
+            "b2n",
+            ("coop+prograd",),
+            backbone=RN50,
+            note="config rn50_ep100 (ImageNet 50 epochs); its script trains on 4 shots: add --shots 4",
+        ),
+        Recipe("tcp-b2n", TCP_PAPER, "b2n", ("tcp",), note="Adam (eps 1e-3), 50 epochs, batch 32, KgCoOp weight 8.0"),
+        Recipe(
+            "clip-lora-fewshot",
+            CLIP_LORA_PAPER,
+            "fewshot",
+            ("zeroshot", "lora"),
+            note="rank 2 on q, k, v of both towers, AdamW lr 2e-4, 500 x shots iterations",
         ),
     )
 }

@@ -21,6 +21,7 @@ from vlprompt.settings import check_bounds
 ALIASES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "kgcoop": ("coop", ("kg",)),
     "promptsrc": ("ivlp", ("src",)),
+    "tcp": ("tcp", ("kg",)),  # TCP's loss is CE + 8.0 · KgCoOp's consistency (Yao et al., CVPR 2024, Eq. 7)
 }
 
 

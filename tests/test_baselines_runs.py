@@ -1,0 +1,107 @@
+"""CLIP-LoRA, ProGrad and TCP end to end: trained (a two-step budget) and evaluated on the real DTD images of
+``../shared/data/dtd10`` with the tiny OpenAI-architecture CLIP from the CLI and the Python API (then ``eval``,
+``predict`` and ``--init-from`` on the run), and in a base-to-new ``vlprompt sweep`` on the toy world with its table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+import vlprompt
+from vlprompt.cli import main
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SPLIT = SHARED / "reference" / "dtd10" / "split_zhou_DescribableTextures_10classes.json"
+IMAGES = SHARED / "data" / "dtd10" / "images"
+MODELS = SHARED / "reference" / "models"
+METHODS = ("lora", "coop+prograd", "tcp")
+#: two optimizer steps of batch 8, whatever the method's published epochs or iterations
+FAST = ["--set", "train.steps=2", "--set", "train.batch_size=8"]
+
+
+@pytest.fixture(scope="module")
+def dtd10(tmp_path_factory):
+    if not (IMAGES.is_dir() and SPLIT.is_file() and (MODELS / "tiny-openai.json").is_file()):
+        pytest.skip(f"shared DTD images / tiny CLIP not available under {SHARED}")
+    root = tmp_path_factory.mktemp("dtd10")
+    split = shutil.copy(SPLIT, root / SPLIT.name)  # the few-shot cache is written next to the copy
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VLPROMPT_CACHE", str(root / "cache"))
+        yield {
+            "backbone": str(MODELS / "tiny-openai.json"),
+            "pretrained": str(MODELS / "tiny-openai.safetensors"),
+            "split": str(split),
+        }
+
+
+def cli_flags(d):
+    return ["--dataset", "split", "--split-file", d["split"], "--data-root", str(IMAGES), "--shots", "4",
+            "--backbone", d["backbone"], "--pretrained", d["pretrained"]]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", METHODS)
+def test_dtd10_from_the_cli_then_eval_predict_and_init_from(dtd10, tmp_path, method, capsys):
+    flags = [*cli_flags(dtd10), "--method", method, *FAST]
+    run = tmp_path / "run"
+    assert main(["train", *flags, "--subsample", "base", "--out", str(run)]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["method"] == method and results["num_classes"] == 5
+    evaluated = tmp_path / "new"
+    assert main(["eval", "--run", str(run), *cli_flags(dtd10), "--subsample", "new", "--out", str(evaluated)]) == 0
+    new = json.loads((evaluated / "results.json").read_text())
+    assert new["num_classes"] == 5 and new["label_space"] == "unseen"
+    image = next(IMAGES.rglob("*.jpg"))
+    capsys.readouterr()
+    assert main(["predict", "--run", str(run), str(image), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["prediction"]
+    exported = tmp_path / "classifier.safetensors"
+    code = main(["export", "--run", str(run), "--out", str(exported)])
+    if method == "lora":  # LoRA adapts the image tower: no fixed classifier over open_clip's image features
+        assert code != 0 and "changes the image tower" in capsys.readouterr().err
+    else:
+        assert code == 0 and load_file(str(exported))["class_embeddings"].shape[0] == 5
+    again = tmp_path / "again"
+    steps0 = ["--set", "train.steps=1"]
+    assert main(["train", *flags, *steps0, "--subsample", "base", "--init-from", str(run), "--out", str(again)]) == 0
+    assert load_file(str(again / "weights.safetensors")).keys() == load_file(str(run / "weights.safetensors")).keys()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", METHODS)
+def test_dtd10_from_the_python_api(dtd10, tmp_path, method):
+    cfg = vlprompt.make_config(
+        method,
+        "split",
+        split_file=dtd10["split"],
+        data_root=str(IMAGES),
+        shots=4,
+        backbone=dtd10["backbone"],
+        pretrained=dtd10["pretrained"],
+        overrides=["train.steps=2", "train.batch_size=8"],
+        out=str(tmp_path / "run"),
+    )
+    result = vlprompt.train(cfg, quiet=True)
+    assert 0 <= result.results["accuracy"] <= 100 and result.results["num_classes"] == 10
+    loaded = vlprompt.load_run(tmp_path / "run")
+    prediction = loaded.predict([next(IMAGES.rglob("*.jpg"))])
+    assert prediction.logits.shape == (1, 10)
+
+
+@pytest.mark.slow
+def test_toy_sweep_with_table(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "sweep"
+    argv = ["sweep", "--protocol", "b2n", "--datasets", "toy", "--methods", *METHODS, "--seeds", "1", *FAST]
+    assert main([*argv, "--root", str(root)]) == 0
+    for method in ("lora", "coop_prograd", "tcp"):
+        for kind in ("train", "eval-new"):
+            assert (root / "b2n" / method / "toy-b2n" / "shots16" / "seed1" / kind / "results.json").is_file()
+    capsys.readouterr()
+    assert main(["table", str(root)]) == 0
+    table = capsys.readouterr().out
+    assert all(m in table for m in METHODS)
