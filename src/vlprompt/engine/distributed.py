@@ -179,8 +179,8 @@ class _TrainingStep(nn.Module):
         super().__init__()
         self.task = task
 
-    def forward(self, inputs, labels, info, features, frozen_image=None):
-        return self.task.training_step(inputs, labels, info, features, frozen_image)
+    def forward(self, inputs, labels, info, features, **teacher):
+        return self.task.training_step(inputs, labels, info, features, **teacher)
 
 
 def training_step_function(task) -> Callable:
