@@ -6,8 +6,8 @@ editing this file (see CONTRIBUTING.md; ``tests/example_addon.py`` is registered
 import pytest
 import torch
 
+from tiny_models import fit_on_random_features
 from vlprompt import create_task
-from vlprompt.engine.fitting import FitData
 from vlprompt.errors import VLPromptError
 from vlprompt.registry import ADDONS, LEARNERS
 from vlprompt.task import LabelSpace, StepInfo, parse_method
@@ -51,11 +51,7 @@ def test_base_times_addon(base, addon, tiny_vit):
     torch.manual_seed(0)
     task = create_task(method, tiny_vit, SPACE)
     images, labels = torch.randn(3, 3, 32, 32), torch.tensor([0, 1, 2])
-    if task.learner.fit_before_training:  # fitted before its epochs (Tip-Adapter-F's cache): fit on random features
-        feats = torch.randn(3, tiny_vit.embed_dim)
-        data = FitData(lambda v, crop_scale=0.08: (feats, labels), lambda name: (feats, labels), 3, lambda line: None)
-        with torch.no_grad():
-            task.learner.fit_before_training(data)
+    fit_on_random_features(task, tiny_vit.embed_dim, labels)
     groups = task.param_groups(0.01)
     if base in NOT_TRAINABLE and not groups:
         return

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import tiny_towers
+from tiny_models import fit_on_random_features
 from vlprompt import create_task
 from vlprompt.backbones import load_backbone
 from vlprompt.capabilities import Capability
@@ -51,6 +52,12 @@ def _puts_image_prompts(method, backbone) -> bool:
     return Capability.IMAGE_PROMPTS in LEARNERS.get(base).capabilities(cfg.components[base], backbone)
 
 
+def _wrapped_towers(method):
+    cfg = make_config(method, "toy-b2n")
+    base = parse_method(method).base
+    return LEARNERS.get(base).wrapped_towers(cfg.components[base])
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("method", METHODS)
 def test_method_on_family(method, family, backbones):
@@ -58,6 +65,12 @@ def test_method_on_family(method, family, backbones):
     refused = _puts_image_prompts(method, backbones["clip"]) and Capability.VISION_PROMPTS not in bb.capabilities(
         "vision"
     )
+    unwrappable = sorted(t for t in _wrapped_towers(method) if Capability.BLOCK_WRAPPERS not in bb.capabilities(t))
+    if unwrappable:  # a learner of block wrappers on a tower whose blocks cannot take them (LoRA on a timm tower)
+        with pytest.raises(VLPromptError, match=rf"the {unwrappable[-1]} tower of this backbone cannot take") as err:
+            create_task(method, bb, SPACE)
+        assert "\n" not in str(err.value)
+        return
     if refused:
         with pytest.raises(
             VLPromptError,
@@ -70,6 +83,7 @@ def test_method_on_family(method, family, backbones):
     task = create_task(method, bb, SPACE)
     size = bb.image_size
     images, labels = torch.randn(3, 3, size, size), torch.tensor([0, 1, 2])
+    fit_on_random_features(task, bb.embed_dim, labels)
     groups = task.param_groups(0.01)
     if groups:
         opt = torch.optim.SGD([p for g in groups for p in g["params"]], lr=0.01)

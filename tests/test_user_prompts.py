@@ -222,7 +222,7 @@ def test_train_and_eval_record_template_and_class_names(tmp_path, cli_env, tiny_
 
 def test_sweep_passes_prompts_to_every_job(tmp_path, capsys):
     names = tmp_path / "names.json"
-    names.write_text("{}")
+    names.write_text('{"red_circle": "red round thing"}')
     argv = ["sweep", "--protocol", "b2n", "--methods", "zeroshot", "coop", "--datasets", "toy", "--seeds", "1",
             "--root", str(tmp_path / "sw"), "--template", "{} texture.", "--classnames", str(names),
             "--templates", "ensemble", "--dry-run"]  # fmt: skip

@@ -33,3 +33,18 @@ def save_tiny(tmp: Path, config: dict, name: str = "tiny", seed: int = 0):
     w_path = tmp / f"{name}.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(w_path))
     return cfg_path, w_path
+
+
+def fit_on_random_features(task, embed_dim: int, labels) -> None:
+    """A learner fitted before its epochs (Tip-Adapter-F's cache) fitted on random frozen features, as
+    :mod:`vlprompt.engine.fitting` would fit it on the few-shot views; a no-op for every other learner."""
+    from vlprompt.engine.fitting import FitData
+
+    if not task.learner.fit_before_training:
+        return
+    feats = torch.randn(len(labels), embed_dim)
+    data = FitData(
+        lambda v, crop_scale=0.08: (feats, labels), lambda name: (feats, labels), len(labels), lambda line: None
+    )
+    with torch.no_grad():
+        task.learner.fit_before_training(data)

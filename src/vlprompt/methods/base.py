@@ -104,6 +104,13 @@ class PromptLearner(nn.Module):
     def image_prompts(self) -> bool:
         return Capability.IMAGE_PROMPTS in self.provides
 
+    @classmethod
+    def wrapped_towers(cls, config) -> FrozenSet[str]:
+        """The towers (``"text"``, ``"vision"``) whose blocks this learner wraps with ``config``
+        (:meth:`block_wrappers`); a tower without :attr:`~vlprompt.capabilities.Capability.BLOCK_WRAPPERS` refuses
+        the learner. None by default."""
+        return frozenset()
+
     def block_wrappers(self) -> Dict[str, Dict[int, nn.Module]]:
         """``{tower: {block index: BlockWrapper}}`` to put inside the frozen towers (``"text"``, ``"vision"``);
         the wrappers are sub-modules of this learner (trained and saved with it). None by default."""

@@ -21,7 +21,7 @@ the adapted text tower, every forward; logits = CLIP's scale · cosine. Blocks: 
 from __future__ import annotations
 
 import math
-from typing import Dict, List
+from typing import Dict, FrozenSet, List
 
 import torch
 from torch import nn
@@ -78,13 +78,14 @@ class LoRA(PromptLearner):
     def capabilities(cls, config, backbone):
         return frozenset({Capability.SHARED_TEXT})
 
+    @classmethod
+    def wrapped_towers(cls, config: LoRAConfig) -> FrozenSet[str]:
+        return frozenset(t for t in ("text", "vision") if config.encoder in (t, "both"))
+
     def __init__(self, backbone, config: LoRAConfig, space: LabelSpace):
         super().__init__(backbone, config, space)
-        towers = {"text": config.encoder in ("text", "both"), "vision": config.encoder in ("vision", "both")}
         self.blocks = nn.ModuleDict()
-        for tower, used in towers.items():
-            if not used:
-                continue
+        for tower in sorted(self.wrapped_towers(config), reverse=True):  # text first, as before
             adapter = backbone.tower(tower)
             if Capability.BLOCK_WRAPPERS not in adapter.capabilities:
                 raise VLPromptError(
