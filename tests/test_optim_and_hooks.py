@@ -143,3 +143,15 @@ def test_train_settings_are_checked():
     ]:
         with pytest.raises(VLPromptError, match=message.replace("(", r"\(").replace("[", r"\[").replace(")", r"\)")):
             TrainConfig(**settings)
+
+
+def test_max_epochs_caps_a_step_budget_too(tmp_path):
+    """A quick run of a step-counted preset (train.max_epochs) stops after max_epochs epochs of steps, and the
+    per-step cosine runs over the capped budget."""
+    task = Tiny()
+    history = _train(task, tmp_path, steps=8000, max_epochs=1, schedule="step_cosine", momentum=0.0, weight_decay=0.0)
+    assert [r["steps"] for r in history] == [2]
+    w = W0.clone()
+    for step, (x, y) in enumerate(_batches()):
+        w = w - 0.1 * 0.5 * (1 + math.cos(math.pi * step / 2)) * sum(_hand_grads(w, x, y))
+    assert torch.allclose(task.w.detach(), w, atol=1e-12)

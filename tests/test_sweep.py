@@ -269,3 +269,14 @@ def test_progress_lines_and_tty_refresh(tmp_path):
     Progress(2, stream=tty).started(job)
     assert tty.getvalue().startswith("\r\033[Kstart fewshot/coop") and tty.getvalue().endswith("ETA ?")
     assert RunKey("fewshot", "coop", "toy-b2n", 1, 1, "train") == job.key
+
+
+def test_method_folders_map_back_to_the_method_with_underscored_names():
+    """Sweep folders join a method's components with ``_``; names holding ``_`` themselves (the baselines) come
+    back whole, so their table rows carry the method's own name."""
+    from vlprompt.sweep.layout import method_folder, method_from_folder
+
+    for method in ["coop", "coop+dept", "clip_adapter", "clip_adapter+dept", "tip_adapter_f", "linear_probe",
+                   "maple+dept+restore", "coop+prograd", "kgcoop+nemesis"]:  # fmt: skip
+        assert method_from_folder(method_folder(method)) == method
+    assert method_from_folder("mine_addon") == "mine+addon"  # unregistered names: split at every _

@@ -38,6 +38,10 @@ METHODS = (
     "promptsrc",
     "maple+dept",
     "maple+restore",
+    "coop+prograd",
+    "tcp",
+    "clip_adapter",
+    "tip_adapter",
 )
 QUICK_METHODS = ("zeroshot", "coop", "coop+nemesis", "kgcoop", "coop+dept")
 #: epochs per method (each method's published epochs, capped to this)

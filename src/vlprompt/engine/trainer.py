@@ -135,8 +135,11 @@ def train(
         _keep_steps(steps_path, start)
     step_fn = distributed.training_step_function(task)
     batches = data.batches_per_epoch(cfg.batch_size)
-    if cfg.steps:
-        cfg = dataclasses.replace(cfg, epochs=epochs_for_steps(cfg.steps, batches))
+    if cfg.steps:  # an iteration budget replaces the epochs; train.max_epochs (quick runs) caps it too
+        steps = min(cfg.steps, cfg.max_epochs * batches) if cfg.max_epochs else cfg.steps
+        if steps < cfg.steps:
+            log.info("train.steps %d capped by train.max_epochs=%d to %d", cfg.steps, cfg.max_epochs, steps)
+        cfg = dataclasses.replace(cfg, steps=steps, epochs=epochs_for_steps(steps, batches))
     plan = LRPlan(cfg, [group["lr_scale"] for group in optimizer.param_groups], batches)
     done = sum(record.get("steps", 0) for record in history)
     for epoch in range(start, cfg.epochs):

@@ -38,7 +38,27 @@ def method_folder(method: str) -> str:
 
 
 def method_from_folder(folder: str) -> str:
-    return folder.replace("_", "+")
+    """The method of a sweep folder (:func:`method_folder`'s inverse): its ``_``-separated parts joined back into the
+    registered component names, longest first (``tip_adapter_f_dept`` -> ``tip_adapter_f+dept``); a folder of
+    unregistered names splits at every ``_``."""
+    from vlprompt.registry import ADDONS, LEARNERS
+    from vlprompt.task.composition import ALIASES
+
+    names = set(LEARNERS.names()) | set(ADDONS.names()) | set(ALIASES)
+    parts = folder.split("_")
+
+    def split(start: int) -> Optional[list]:
+        if start == len(parts):
+            return []
+        for stop in range(len(parts), start, -1):
+            name = "_".join(parts[start:stop])
+            rest = split(stop) if name in names else None
+            if rest is not None:
+                return [name, *rest]
+        return None
+
+    found = split(0)
+    return "+".join(found) if found else folder.replace("_", "+")
 
 
 def eval_kind(target: str) -> str:
