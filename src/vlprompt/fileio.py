@@ -136,6 +136,19 @@ def json_where(test: Callable[[Any], bool]) -> Callable[[Path], bool]:
     return ours
 
 
+def update_hash(h, path: Path):
+    """Feed a file's bytes to hash object ``h`` in 1 MiB blocks; returns ``h``."""
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (``algorithm``: a :mod:`hashlib` name)."""
+    return update_hash(hashlib.new(algorithm), path).hexdigest()
+
+
 def content_sha256(path: Path, preferred: Sequence[str] = ()) -> Optional[str]:
     """A SHA-256 of what a file or folder holds: a file's bytes; a folder's files (names and bytes, sorted) — only
     the ``preferred`` ones when it has them; None when ``path`` does not exist."""
@@ -152,9 +165,7 @@ def content_sha256(path: Path, preferred: Sequence[str] = ()) -> Optional[str]:
     for file in files:
         h.update(f"{file.relative_to(path).as_posix() if file != path else file.name}\n".encode())
         try:
-            with open(file, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
+            update_hash(h, file)
         except OSError as exc:
             raise VLPromptError(f"cannot read {file}: {exc.strerror or exc}") from None
     return h.hexdigest()

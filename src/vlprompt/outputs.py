@@ -11,7 +11,6 @@ file of ours the user edited, one written for another sweep, a folder — is ref
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Callable, Dict, Iterable
@@ -22,14 +21,6 @@ from vlprompt.errors import VLPromptError
 SIDECAR = ".vlprompt-outputs.json"
 #: the value of the sidecar's "written_by" key (how a sidecar is told from a user's file of the same name)
 WRITER = "vlprompt"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _record(folder: Path) -> Dict[str, Dict[str, str]]:
@@ -54,7 +45,7 @@ def owned(path: Path, source: str) -> bool:
         isinstance(entry, dict)
         and entry.get("source") == source
         and path.is_file()
-        and entry.get("sha256") == _sha256(path)
+        and entry.get("sha256") == fileio.file_digest(path)
     )
 
 
@@ -78,6 +69,6 @@ def write_owned(path: Path, source: str, write: Callable[[Path], None]) -> Path:
     path = Path(path)
     fileio.atomic_write(path, write)
     files = dict(_record(path.parent))
-    files[path.name] = {"sha256": _sha256(path), "source": source}
+    files[path.name] = {"sha256": fileio.file_digest(path), "source": source}
     fileio.write_json(path.parent / SIDECAR, {"written_by": WRITER, "files": files})
     return path

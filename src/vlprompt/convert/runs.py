@@ -34,7 +34,6 @@ error unless ``check_frozen`` is off. Trained tensors holding NaN or infinity, a
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from vlprompt import fileio
 from vlprompt.errors import VLPromptError
 
 log = logging.getLogger("vlprompt")
@@ -263,14 +263,6 @@ def _without_dept(method: str) -> str:
     return "+".join(part for part in method.split("+") if part.strip().lower() != "dept")
 
 
-def _file_sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 # ------------------------------------------------------------------------------------------ conversion
 def convert_checkpoint(
     checkpoint,
@@ -379,7 +371,7 @@ def write_converted_run(out: Path, cfg, task, backbone, space, source: Path, tra
     from vlprompt.pipeline.identity import backbone_identity, data_identity
     from vlprompt.pipeline.records import weights_meta
 
-    sha1 = _file_sha1(source)
+    sha1 = fileio.file_digest(source, "sha1")
     identity = {
         "checkpoint": str(source.resolve()),
         "checkpoint_sha1": sha1,
