@@ -10,11 +10,9 @@ writing its own new files (disk full): for them only the files that existed befo
 from __future__ import annotations
 
 import errno
-import hashlib
 import importlib
 import json
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +20,8 @@ from typing import Callable, Dict, List
 
 import pytest
 
-from cli_runs import train_argv
+from cli_runs import run_cli, snapshot, train_argv
 from data_fixtures import make_image, write_json
-from vlprompt.cli import main
 
 #: files a run directory itself keeps up to date (its marker, lock and log); a refused resume may touch them
 BOOKKEEPING = {".vlprompt-run.json", ".lock", "log.txt"}
@@ -427,14 +424,6 @@ def _users(snapshot: Dict[str, str]) -> Dict[str, str]:
     return {k: v for k, v in snapshot.items() if not (k.startswith("run/") and Path(k).name in BOOKKEEPING)}
 
 
-def _snapshot(root: Path) -> Dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else "<dir>"
-        for p in sorted(root.rglob("*"))
-        if "split_fewshot" not in p.parts
-    }
-
-
 def test_the_catalogue_is_large_and_unique():
     assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
 
@@ -452,17 +441,12 @@ def test_bad_input_is_one_line_and_changes_nothing(
         ["--backbone", str(rn[0]), "--pretrained", str(rn[1])], monkeypatch,
     )  # fmt: skip
     argv = case.argv(ctx)
-    before = _snapshot(ws)
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    err = capsys.readouterr().err
-    lines = [line for line in re.split(r"[\r\n]", err) if line.strip()]
+    before = snapshot(ws, skip=("split_fewshot",))
+    code, err, lines = run_cli(argv, capsys)
     errors = [line for line in lines if line.startswith("error: ")]
     assert code == 2, err
     assert "Traceback" not in err and len(errors) == 1 and lines[-1] == errors[0], err
     assert case.writes or len(lines) == 1, err  # a refusal before any work prints nothing else (no progress)
     assert case.expect in errors[0], errors[0]
-    before, after = _users(before), _users(_snapshot(ws))
+    before, after = _users(before), _users(snapshot(ws, skip=("split_fewshot",)))
     assert ({k: v for k, v in after.items() if k in before} if case.writes else after) == before

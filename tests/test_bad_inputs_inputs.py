@@ -10,20 +10,19 @@ class names and flags a command or dataset cannot honour.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, List
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from cli_runs import train_argv
+from cli_runs import run_cli, snapshot, train_argv
 from data_fixtures import make_image
 from vlprompt.cli import main
 from vlprompt.data.base import Datum
@@ -318,13 +317,6 @@ CASES = [
 ]  # fmt: skip
 
 
-def _snapshot(root: Path) -> Dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else "<dir>"
-        for p in sorted(root.rglob("*"))
-    }
-
-
 def test_the_catalogue_is_large_and_unique():
     assert len(CASES) + len(MODES) >= 60 and len({c.id for c in CASES}) == len(CASES)
 
@@ -341,20 +333,15 @@ def ctx(tmp_path, monkeypatch, tiny_folder, tiny_vit_files, trained_run):
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_exactly_one_line_and_changes_nothing(case, ctx, capsys):
     argv = case.argv(ctx)
-    before = _snapshot(ctx.ws)
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    err = capsys.readouterr().err
-    lines = [line for line in re.split(r"[\r\n]", err) if line.strip()]
+    before = snapshot(ctx.ws)
+    code, err, lines = run_cli(argv, capsys)
     assert code == 2 and "Traceback" not in err and len(lines) == 1, err
     expect = case.expect.format(ws=ctx.ws, run=ctx.run, folder=ctx.folder)
     if expect.startswith("^"):
         assert re.fullmatch(expect, lines[0]), lines[0]
     else:
         assert lines[0] == expect
-    assert _snapshot(ctx.ws) == before
+    assert snapshot(ctx.ws) == before
 
 
 def test_predict_and_export_take_trust_pickle(ctx, capsys):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Callable, Dict, List
 
 import pytest
 
-from cli_runs import train_argv
+from cli_runs import run_cli, snapshot, train_argv
 from vlprompt.cli import main
 
 SWEEP = ["sweep", "--protocol", "b2n", "--datasets", "toy", "--methods", "coop", "--seeds", "1"]
@@ -439,13 +438,6 @@ CASES = [
 ]
 
 
-def _snapshot(root: Path) -> Dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else "<dir>"
-        for p in sorted(root.rglob("*"))
-    }
-
-
 def test_the_catalogue_is_large_and_unique():
     assert len(CASES) >= 32 and len({c.id for c in CASES}) == len(CASES)
 
@@ -466,22 +458,17 @@ def ctx(tmp_path, monkeypatch, tiny_folder, tiny_vit_files, trained_run, toy_swe
 def test_bad_input_is_one_line_and_changes_nothing(case, ctx, capsys):
     argv = case.argv(ctx)
     capsys.readouterr()
-    before = _snapshot(ctx.ws)
-    sweep_before = _snapshot(ctx.sweep)
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    err = capsys.readouterr().err
-    lines = [line for line in re.split(r"[\r\n]", err) if line.strip()]
+    before = snapshot(ctx.ws)
+    sweep_before = snapshot(ctx.sweep)
+    code, err, lines = run_cli(argv, capsys)
     errors = [line for line in lines if line.startswith("error: ")]
     assert code == 2, err
     assert "Traceback" not in err and len(errors) == 1 and lines[-1] == errors[0], err
     assert case.writes or len(lines) == 1, err
     assert case.expect.replace("<ws>", str(ctx.ws)) in errors[0], errors[0]
-    after = _snapshot(ctx.ws)
+    after = snapshot(ctx.ws)
     assert ({k: v for k, v in after.items() if k in before} if case.writes else after) == before
-    assert _snapshot(ctx.sweep) == sweep_before  # the shared sweep is only ever read
+    assert snapshot(ctx.sweep) == sweep_before  # the shared sweep is only ever read
 
 
 # ---------------------------------------------------------------------------------------------- correct results
