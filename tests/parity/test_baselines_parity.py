@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -24,26 +23,13 @@ from vlprompt.convert import to_vlprompt
 
 LOGIT_TOL = 1e-4
 TENSOR_TOL = 1e-4
-SPLIT = "dtd10/split_zhou_DescribableTextures_10classes.json"
 PARITY_MODE = ["--set", "data.train_order=sequential", "--set", "data.train_transform=resize"]
 
 
 @pytest.fixture(scope="module")
-def shared(reference_dir, tmp_path_factory):
-    """Backbone and data flags of the reference runs (DTD's template "{} texture."); the split file is copied so
-    that the few-shot cache is written next to the copy, never into ../shared."""
-    images = reference_dir.parent / "data" / "dtd10" / "images"
-    if not images.is_dir():
-        pytest.skip(f"shared DTD images not available: {images}")
-    root = tmp_path_factory.mktemp("dtd10")
-    split = Path(shutil.copy(reference_dir / SPLIT, root / Path(SPLIT).name))
-    models = reference_dir / "models"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VLPROMPT_CACHE", str(root / "cache"))
-        yield {
-            "backbone": ["--backbone", str(models / "tiny-openai.json"), "--pretrained", str(models / "tiny-openai.safetensors")],
-            "data": ["--dataset", "split", "--split-file", str(split), "--data-root", str(images), "--template", "{} texture."],
-        }  # fmt: skip
+def shared(shared):
+    """The reference runs' flags (``parity/conftest.py``) with CLIP-Adapter's and Tip-Adapter's DTD template."""
+    return {**shared, "data": [*shared["data"], "--template", "{} texture."]}
 
 
 def assert_same_predictions(run: Path, folder: Path, space: str, key: str = "logits") -> None:

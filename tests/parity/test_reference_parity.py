@@ -18,7 +18,6 @@ within 2e-3 relative (a 1e-7 relative change of the initial values moves it by ~
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
@@ -37,7 +36,6 @@ LOSS_TOL = 1e-4
 TENSOR_TOL = 1e-4
 #: tensors the reference rounds to fp16 per class at every forward and backward (see the module doc)
 FP16_ROUNDED_TOL = {"learner.text_deep": 2e-3}
-SPLIT = "dtd10/split_zhou_DescribableTextures_10classes.json"
 
 
 @dataclass(frozen=True)
@@ -65,29 +63,6 @@ PARITY_MODE = (
     "train.fp16_prompts=true",
     "train.log_steps=true",
 )
-
-
-@pytest.fixture(scope="module")
-def shared(reference_dir, tmp_path_factory):
-    """Backbone and data flags of the reference runs; the split file is copied so that the few-shot cache is
-    written next to the copy, never into ../shared."""
-    images = reference_dir.parent / "data" / "dtd10" / "images"
-    if not images.is_dir():
-        pytest.skip(f"shared DTD images not available: {images}")
-    root = tmp_path_factory.mktemp("dtd10")
-    split = Path(shutil.copy(reference_dir / SPLIT, root / Path(SPLIT).name))
-    models = reference_dir / "models"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VLPROMPT_CACHE", str(root / "cache"))  # one test-feature cache for the module
-        yield {
-            "backbone": [
-                "--backbone",
-                str(models / "tiny-openai.json"),
-                "--pretrained",
-                str(models / "tiny-openai.safetensors"),
-            ],
-            "data": ["--dataset", "split", "--split-file", str(split), "--data-root", str(images)],
-        }
 
 
 def reference_predictions(folder: Path, space: str):
