@@ -10,7 +10,7 @@ import torch
 
 import example_addon  # noqa: F401  (registers the example add-on of CONTRIBUTING.md: the matrix must pick it up)
 import example_fitted  # noqa: F401  (registers the stand-in fitted learner of vlprompt.engine.fitting)
-import example_learner  # noqa: F401  (registers the example learner of CONTRIBUTING.md, likewise)
+import example_learner.config  # noqa: F401  (declares the example learner package of CONTRIBUTING.md, likewise)
 from cli_runs import train_argv
 from tiny_models import TINY_RN, TINY_VIT, save_tiny
 

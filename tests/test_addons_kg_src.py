@@ -7,11 +7,13 @@ import math
 import pytest
 import torch
 
-from vlprompt.addons.configs import GPAConfig, KgConfig, SrcConfig
-from vlprompt.addons.gpa import gpa_weights
-from vlprompt.addons.kg import kg_loss
-from vlprompt.addons.promptsrc import src_losses
-from vlprompt.methods.configs import CoOpConfig
+from vlprompt.addons.gpa.config import GPAConfig
+from vlprompt.addons.gpa.model import gpa_weights
+from vlprompt.addons.kg.config import KgConfig
+from vlprompt.addons.kg.model import kg_loss
+from vlprompt.addons.src.config import SrcConfig
+from vlprompt.addons.src.model import src_losses
+from vlprompt.methods.coop.config import CoOpConfig
 from vlprompt.task import LabelSpace, PromptTask, StepInfo
 
 SPACE = LabelSpace(

@@ -494,7 +494,7 @@ def test_nonfinite_loss_names_the_nonfinite_setting_instead_of_the_learning_rate
 
     import torch
 
-    from vlprompt.addons.configs import NemesisConfig
+    from vlprompt.addons.nemesis.config import NemesisConfig
     from vlprompt.config import TrainConfig
     from vlprompt.engine.trainer import check_finite, nonfinite_settings
     from vlprompt.errors import VLPromptError

@@ -10,7 +10,7 @@ from vlprompt import create_task
 from vlprompt.cli import main
 from vlprompt.engine.fitting import FitData
 from vlprompt.errors import VLPromptError
-from vlprompt.methods.logistic import TorchLBFGS, fit_sklearn, search_c
+from vlprompt.methods.linear_probe.logistic import TorchLBFGS, fit_sklearn, search_c
 from vlprompt.task import LabelSpace
 
 SPACE = LabelSpace(["red circle", "blue star", "green moon"], template="a photo of a {}.")
@@ -81,7 +81,7 @@ def test_lpclip_search_path_by_hand():
 
     x = torch.zeros(1, 1)
 
-    import vlprompt.methods.logistic as logistic
+    import vlprompt.methods.linear_probe.logistic as logistic
 
     original = logistic.accuracy
     logistic.accuracy = lambda clf, xv, yv: float(accuracy_of(float(clf[0])))

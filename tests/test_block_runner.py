@@ -225,7 +225,7 @@ def test_wrappers_a_tower_cannot_honour_are_refused(models, tiny_rn):
 
 
 def test_a_learner_declares_its_wrappers(models, f64, monkeypatch):
-    from vlprompt.methods.coop import CoOp
+    from vlprompt.methods.coop.model import CoOp
 
     width = models["plain"].text_width
     made = []

@@ -9,12 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vlprompt.addons.configs import DePTConfig, RestoreConfig
-from vlprompt.addons.dept import dept_fused_logits, film, head_inputs
-from vlprompt.addons.restore_code import calibrate, fs_loss_code, shift_ratio, updated_ratios
-from vlprompt.addons.restore_paper import block_shift, fs_loss_paper, shift_norm, surgery_alpha
+from vlprompt.addons.dept.config import DePTConfig
+from vlprompt.addons.dept.model import dept_fused_logits, film, head_inputs
+from vlprompt.addons.restore.code_formulation import calibrate, fs_loss_code, shift_ratio, updated_ratios
+from vlprompt.addons.restore.config import RestoreConfig
+from vlprompt.addons.restore.paper_formulation import block_shift, fs_loss_paper, shift_norm, surgery_alpha
 from vlprompt.errors import VLPromptError
-from vlprompt.methods.configs import CoOpConfig
+from vlprompt.methods.coop.config import CoOpConfig
 from vlprompt.task import LabelSpace, PromptTask, StepInfo
 
 SPACE = LabelSpace(["red circle", "green square", "blue star"])
@@ -168,7 +169,7 @@ def _quick_gelu(z: float) -> float:
 
 
 def test_feature_calibrators_of_both_variants_match_hand_computed_values():
-    from vlprompt.addons.restore_code import FeatureCalibrator
+    from vlprompt.addons.restore.code_formulation import FeatureCalibrator
 
     x = torch.tensor([[1.0, -1.0]])
     a = 1 / math.sqrt(1 + 1e-5)  # LN(x) = (a, −a): mean 0, variance 1, unit weight, zero bias
@@ -297,7 +298,7 @@ def test_restore_code_is_the_default_and_its_variant_follows_the_composition(tin
 
 
 def test_restore_p_calibrates_before_the_self_regulating_losses_and_not_the_teachers(tiny_vit):
-    from vlprompt.addons.promptsrc import src_losses
+    from vlprompt.addons.src.model import src_losses
     from vlprompt.data.templates import PROMPTSRC_TEMPLATES
     from vlprompt.methods.prompts import hand_crafted_features
 

@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from vlprompt.errors import VLPromptError
-from vlprompt.methods.configs import CoOpConfig, LoRAConfig, ZeroShotConfig, lora_layers
+from vlprompt.methods.coop.config import CoOpConfig
+from vlprompt.methods.lora.config import LoRAConfig, lora_layers
+from vlprompt.methods.zeroshot.config import ZeroShotConfig
 from vlprompt.task import LabelSpace, PromptTask
 
 SPACE = LabelSpace(["red circle", "green_square", "blue star"], template="a photo of a {}.")
@@ -83,7 +85,7 @@ def test_parameters_init_and_scaling(tiny_vit):
 
 
 def test_dropout_acts_on_the_low_rank_branch_in_training_only():
-    from vlprompt.methods.lora import LowRank
+    from vlprompt.methods.lora.model import LowRank
 
     torch.manual_seed(0)
     low = LowRank(6, 5, rank=2, alpha=1.0, dropout=0.5)
@@ -120,7 +122,7 @@ def test_cnn_image_tower_is_refused_with_the_fix(tiny_rn):
 
 def test_update_is_honoured_on_the_shared_prefix_path(tiny_vit):
     """The wrappers act per token, so a shared-prefix encoding of LoRA-adapted prompts equals the full one."""
-    from vlprompt.methods.coop import CoOp
+    from vlprompt.methods.coop.model import CoOp
 
     task = lora_task(tiny_vit, encoder="text", dropout=0.0)
     randomise(task)

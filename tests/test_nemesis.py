@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from vlprompt.addons.nemesis import (
+from vlprompt.addons.nemesis.model import (
     NemesisAddOn,
     NemesisConfig,
     matrix_norm,

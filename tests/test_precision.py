@@ -154,7 +154,7 @@ def test_kg_targets_come_from_the_half_text_tower(tiny_vit_files, tiny_vit):
 
 
 def test_promptsrc_text_targets_are_fp32_outside_autocast(tiny_vit_files, tiny_vit, monkeypatch):
-    from vlprompt.addons import promptsrc
+    from vlprompt.addons.src import model as promptsrc
 
     templates = promptsrc.PROMPTSRC_TEMPLATES[:3]  # the precision, not the template count, is under test
     monkeypatch.setattr(promptsrc, "PROMPTSRC_TEMPLATES", templates)

@@ -8,11 +8,13 @@ import math
 import pytest
 import torch
 
-from vlprompt.addons.configs import KgConfig, ProGradConfig
-from vlprompt.addons.prograd import KL_TERM, prograd_losses, project
+from vlprompt.addons.kg.config import KgConfig
+from vlprompt.addons.prograd.config import ProGradConfig
+from vlprompt.addons.prograd.model import KL_TERM, prograd_losses, project
 from vlprompt.engine.backward import GradientContext
 from vlprompt.errors import VLPromptError
-from vlprompt.methods.configs import CoOpConfig, ZeroShotConfig
+from vlprompt.methods.coop.config import CoOpConfig
+from vlprompt.methods.zeroshot.config import ZeroShotConfig
 from vlprompt.task import LabelSpace, PromptTask, StepInfo
 
 SPACE = LabelSpace(["red circle", "green_square", "blue star"], template="a photo of a {}.")
@@ -202,7 +204,7 @@ def test_presets_follow_the_reference_scripts():
 
 def test_teacher_ignores_the_learners_block_wrappers(tiny_vit):
     """``lora+prograd``: the teacher is zero-shot CLIP, not the LoRA-adapted towers."""
-    from vlprompt.methods.configs import LoRAConfig
+    from vlprompt.methods.lora.config import LoRAConfig
 
     configs = {"lora": LoRAConfig(dropout=0.0, template=""), "prograd": ProGradConfig()}
     task = PromptTask(tiny_vit, "lora+prograd", configs, SPACE)

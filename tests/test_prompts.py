@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from vlprompt.errors import VLPromptError
-from vlprompt.methods.configs import CoOpConfig
-from vlprompt.methods.coop import CoOp
+from vlprompt.methods.coop.config import CoOpConfig
+from vlprompt.methods.coop.model import CoOp
 from vlprompt.methods.prompts import ClassPrompts, init_context_from_words
 from vlprompt.task import LabelSpace
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vlprompt.addons.configs import KgConfig
-from vlprompt.addons.kg import kg_loss
+from vlprompt.addons.kg.config import KgConfig
+from vlprompt.addons.kg.model import kg_loss
 from vlprompt.errors import VLPromptError
-from vlprompt.methods.configs import TCPConfig
 from vlprompt.methods.prompts import hand_crafted_features
+from vlprompt.methods.tcp.config import TCPConfig
 from vlprompt.task import LabelSpace, PromptTask, StepInfo, parse_method
 
 SPACE = LabelSpace(
@@ -137,7 +137,7 @@ def test_presets_follow_the_reference():
     assert values["tcp"]["template"] == "X X X X {}, a type of aircraft."
     assert values["tcp"]["knowledge_template"] == values["kg"]["template"] == "a photo of an aircraft {}."
     assert values["kg"]["weight"] == 8.0 and "layer" not in values["tcp"]
-    from vlprompt.methods.configs import tcp_layer
+    from vlprompt.methods.tcp.config import tcp_layer
 
     assert tcp_layer(0, 12) == 8 and tcp_layer(0, 3) == 2 and tcp_layer(5, 12) == 5
     assert resolve(comp.configs(), protocol="b2n", dataset="imagenet_r").values["tcp"]["template"] == "a photo of a {}."

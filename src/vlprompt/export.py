@@ -51,8 +51,9 @@ def check_exportable(task) -> None:
             f"features would not match; {USE_PREDICT}"
         )
     for name, addon in task.addons.items():
-        if type(addon).adapt is not AddOn.adapt or (
-            name != "dept" and type(addon).eval_logits is not AddOn.eval_logits
+        kind = type(addon)
+        if kind.adapt is not AddOn.adapt or (
+            kind.eval_logits is not AddOn.eval_logits and kind.exported_tensors is AddOn.exported_tensors
         ):
             raise VLPromptError(f"export: add-on {name} transforms features or logits at test time; {USE_PREDICT}")
 
@@ -68,17 +69,8 @@ def classifier_head(model, classnames: Optional[Sequence[str]] = None, template:
         "class_embeddings": F.normalize(text.float(), dim=-1),
         "logit_scale": task.backbone.logit_scale.float().reshape(()),
     }
-    dept = dict(task.addons.items()).get("dept")
-    if dept is not None and task.space.seen:
-        tensors.update(
-            {
-                "dept_weight": torch.tensor(dept.config.weight if dept.config.test_time_fusion else 1.0),
-                "dept_film_scale": dept.film_v_scale.float(),
-                "dept_film_bias": dept.film_v_bias.float(),
-                "dept_head_weight": dept.head.weight.float(),
-                "dept_head_bias": dept.head.bias.float(),
-            }
-        )
+    for addon in task.addons.values():  # an add-on's test-time logits as tensors (DePT's fused head)
+        tensors.update(addon.exported_tensors(task.space) or {})
     spec = model.backbone.spec
     metadata = {
         "format": FORMAT,

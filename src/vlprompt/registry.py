@@ -9,10 +9,11 @@ its implementing class. A component has two halves:
   before model work take a fraction of a second;
 * its *implementation* — the ``nn.Module`` subclass, imported only when a model is built.
 
-The built-in components register their declarations (``vlprompt.methods.configs``, ``vlprompt.addons.configs``)
-and name the implementation as ``"module:Class"``, imported on first :meth:`Registry.get`::
+Each built-in component is a package (``vlprompt/methods/coop/``, ``vlprompt/addons/dept/``; :mod:`vlprompt.components`)
+whose ``config.py`` registers its declaration and names the implementation as ``"module:Class"``, imported on first
+:meth:`Registry.get`::
 
-    @LEARNERS.register("coop", implementation="vlprompt.methods.coop:CoOp")
+    @LEARNERS.register("coop", implementation="vlprompt.methods.coop.model:CoOp")
     @dataclass
     class CoOpConfig(LearnerConfig): ...
 
@@ -25,13 +26,14 @@ is then given as the second argument (in the style of peft's ``register_peft_met
 Either way the implementing class gets ``name`` / ``config_class`` set on it — for a declared component as soon
 as its class is created (:meth:`Registry.bind`, called by the base classes), however its module was imported. A
 registry imports the modules that
-declare its built-ins (``builtins``) on first use, so merely importing this module loads nothing. Unknown names
+declare its built-ins (``builtins``, and the ``config`` module of every subpackage of ``packages``) on first use, so merely importing this module loads nothing. Unknown names
 raise a one-line :class:`~vlprompt.errors.VLPromptError` listing the valid choices.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Callable, Dict, Generic, Iterator, Optional, Sequence, TypeVar
 
 from vlprompt.errors import VLPromptError
@@ -47,13 +49,15 @@ def load_object(path: str):
 
 class Registry(Generic[T]):
     """Maps names to objects (and, for components, to their config classes); ``kind`` and ``flag`` name them in
-    error messages; ``builtins`` are the modules whose import registers the built-in entries."""
+    error messages; ``builtins`` are modules whose import registers built-in entries; ``packages`` hold one
+    subpackage per built-in entry, whose ``config`` module registers it."""
 
-    def __init__(self, kind: str, flag: str, builtins: Sequence[str] = ()):
+    def __init__(self, kind: str, flag: str, builtins: Sequence[str] = (), packages: Sequence[str] = ()):
         self.kind = kind
         self.flag = flag
         self._builtins = tuple(builtins)
-        self._loaded = not self._builtins
+        self._packages = tuple(packages)
+        self._loaded = not (self._builtins or self._packages)
         self._items: Dict[str, Optional[T]] = {}
         self._configs: Dict[str, type] = {}
         self._lazy: Dict[str, str] = {}
@@ -63,6 +67,10 @@ class Registry(Generic[T]):
             self._loaded = True
             for module in self._builtins:
                 importlib.import_module(module)
+            for package in self._packages:
+                for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+                    if info.ispkg:
+                        importlib.import_module(f"{package}.{info.name}.config")
 
     def register(
         self, name: str, config_class: Optional[type] = None, *, implementation: Optional[str] = None
@@ -137,6 +145,20 @@ class Registry(Generic[T]):
 
 
 #: prompt learners (base methods): ``coop``, ``cocoop``, ``ivlp``, ``vpt``, ``lpt``, ``maple``, ``zeroshot``
-LEARNERS: Registry = Registry("method", "--method", builtins=("vlprompt.methods.configs",))
+LEARNERS: Registry = Registry("method", "--method", packages=("vlprompt.methods",))
 #: add-ons stacked on a learner: ``kg``, ``src``, ``gpa``, ``nemesis``, ``restore``, ``dept``
-ADDONS: Registry = Registry("add-on", "--method (after '+')", builtins=("vlprompt.addons.configs",))
+ADDONS: Registry = Registry("add-on", "--method (after '+')", packages=("vlprompt.addons",))
+
+
+def declared(attribute: str) -> list:
+    """The own value of ``attribute`` (a fact of :class:`vlprompt.components.Declaration`) of every registered
+    config class that sets it — learners, then add-ons, in name order, each class once (a subclass's config does
+    not repeat its parent's facts)."""
+    values, seen = [], set()
+    for registry in (LEARNERS, ADDONS):
+        for name in registry.names():
+            cls = registry._configs.get(name)
+            if cls is not None and cls not in seen and attribute in vars(cls):
+                seen.add(cls)
+                values.append(vars(cls)[attribute])
+    return values

@@ -112,6 +112,27 @@ def fit_flags(shared, out: Path, *extra: str):
     ]
 
 
+def assert_same_grid(record, search, learner, val, tie=1e-3):
+    """Every grid point's val accuracy is the reference's, except where float32 rounding can flip a prediction:
+    at a differing point the difference is at most the share of val images whose two best logits (recomputed in
+    float64) are within ``tie`` of each other — matmul rounding differs between CPUs (AVX2 / AVX-512)."""
+    from vlprompt.methods.tip_adapter.model import CLIP_SCALE, cache_logits
+
+    ours, ref = record["val_acc_grid_beta_major"], search["val_acc_grid_beta_major"]
+    f = torch.nn.functional.normalize(val[0].double(), dim=-1)
+    clip = CLIP_SCALE * f @ learner.classifier.double().t()
+    affinity = f @ learner.cache_keys.double()
+    alphas = record["alpha_list"]
+    differing = [i for i, (a, b) in enumerate(zip(ours, ref)) if a != b]
+    assert len(ours) == len(ref) and len(differing) <= len(ours) // 100, differing
+    for i in differing:
+        beta, alpha = record["beta_list"][i // len(alphas)], alphas[i % len(alphas)]
+        logits = clip + alpha * cache_logits(affinity, learner.cache_values.double(), beta)
+        top2 = logits.topk(2, dim=1).values
+        ties = int(((top2[:, 0] - top2[:, 1]) < tie).sum())
+        assert ties and abs(ours[i] - ref[i]) <= 100.0 * ties / len(logits) + 1e-9, (i, ours[i], ref[i], ties)
+
+
 def test_tip_adapter_search_on_the_reference_tensors_is_the_reference_search(reference_dir, tmp_path):
     """The reference's own cache, classifier and val features through our search: every grid point's val accuracy,
     the chosen β/α and the test logits are the reference's."""
@@ -134,7 +155,7 @@ def test_tip_adapter_search_on_the_reference_tensors_is_the_reference_search(ref
     record = learner.search(data)
     search = json.loads((folder / "search.json").read_text())
     assert record["beta_list"] == search["beta_list"] and record["alpha_list"] == search["alpha_list"]
-    assert record["val_acc_grid_beta_major"] == search["val_acc_grid_beta_major"]
+    assert_same_grid(record, search, learner, split["val"])
     assert (record["beta"], record["alpha"]) == (search["best_beta"], search["best_alpha"])
     assert (record["val_acc_zero_shot"], record["val_acc_init"]) == (
         search["val_acc_zero_shot"],

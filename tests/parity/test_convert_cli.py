@@ -15,18 +15,28 @@ from safetensors.torch import load_file
 
 from vlprompt.cli import main
 from vlprompt.config import BackboneConfig, make_config
-from vlprompt.convert import TRAINERS, canonical_method
+from vlprompt.convert import canonical_method, trainers
 from vlprompt.engine.evaluation import evaluate
 from vlprompt.engine.labels import label_space
 from vlprompt.pipeline.build import build_task
 from vlprompt.pipeline.loading import load_backbone, load_data
+from vlprompt.registry import LEARNERS
+from vlprompt.task import parse_method
 
 #: trainers that register the prompt learner itself (names without ``prompt_learner.``); the others save the model
 MODULE_ONLY = {"CoOp", "CoOpNemesis", "CoCoOp", "KgCoOp", "ProGrad", "TCP"}
 #: vlprompt settings for each method's task (the converter reads n_ctx / depth / CSC from the shapes)
 SETTINGS = {"coop+nemesis": ["coop.csc=true"], "maple+restore": ["restore.formulation=code"]}
-#: the Dassl trainers (Tip-Adapter's cache is no Dassl checkpoint: `--from tip-adapter`, test_baselines_parity.py)
-METHODS = sorted(m for m in TRAINERS if m != "tip_adapter")
+
+
+def builtin(method: str) -> bool:
+    """Whether ``method`` is vlprompt's own (not the example plugin of tests/example_learner)."""
+    return LEARNERS.config(parse_method(method).base).__module__.startswith("vlprompt.")
+
+
+#: the built-in Dassl trainers (Tip-Adapter's cache is no Dassl checkpoint: `--from tip-adapter`,
+#: test_baselines_parity.py)
+METHODS = sorted(m for m in trainers() if m != "tip_adapter" and builtin(m))
 
 
 def _template_regex(template: str) -> re.Pattern:
@@ -38,7 +48,7 @@ def _template_regex(template: str) -> re.Pattern:
 def reference_state(method: str, tensors: dict, backbone, num_classes: int) -> dict:
     """``tensors`` (vlprompt names) under the names the reference trainer of ``method`` saves, plus what else it
     saves: class buffers, KgCoOp's unused tensors, the frozen CLIP of whole-model trainers."""
-    trainer = TRAINERS[canonical_method(method)]
+    trainer = trainers()[canonical_method(method)]
     whole = trainer.name not in MODULE_ONLY
     name = lambda ref: ref if whole or not ref.startswith("prompt_learner.") else ref[len("prompt_learner.") :]
     out = {}
@@ -107,7 +117,7 @@ def random_task(method, cli_env, tiny_folder):
 def test_converted_checkpoint_evaluates_like_the_task(tmp_path, cli_env, tiny_folder, folder_args, method):
     task, backbone, data, logits = random_task(method, cli_env, tiny_folder)
     state = reference_state(method, task.release_state_dict(), backbone, data.num_classes)
-    module = "prompt_learner" if TRAINERS[canonical_method(method)].name in MODULE_ONLY else "MultiModalPromptLearner"
+    module = "prompt_learner" if trainers()[canonical_method(method)].name in MODULE_ONLY else "MultiModalPromptLearner"
     save_dassl(tmp_path / "output" / module / "model.pth.tar-5", state)
     run, evaluated = tmp_path / "run", tmp_path / "eval"
     given = ["--method", method] if method in ("coop+nemesis", "coop+prograd") else []  # CoOp's names

@@ -1,11 +1,12 @@
-"""Add-ons stacked on a base method. Their declarations (:mod:`vlprompt.addons.configs`, torch-free) register them in
-:data:`vlprompt.registry.ADDONS`; each implementation module is imported when a model is built."""
+"""Add-ons stacked on a base method, one package each (``vlprompt.addons.<name>``): its ``config`` module declares it
+(torch-free; :mod:`vlprompt.components`) and registers it in :data:`vlprompt.registry.ADDONS`, which imports every
+package's ``config`` on first use; its ``model`` module is imported when a model is built."""
 
 from __future__ import annotations
 
 import importlib
 
-from vlprompt.addons.configs import AddOnConfig
+from vlprompt.addons.declarations import AddOnConfig
 from vlprompt.registry import ADDONS
 
 __all__ = ["ADDONS", "AddOn", "AddOnConfig"]

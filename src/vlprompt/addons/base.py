@@ -1,6 +1,6 @@
 """Add-ons: components stacked on a prompt learner (``coop+nemesis``, ``maple+dept+restore``).
 
-An add-on's config class (:class:`~vlprompt.addons.configs.AddOnConfig`) declares the add-ons it ``implies`` and
+An add-on's config class (:class:`~vlprompt.addons.declarations.AddOnConfig`) declares the add-ons it ``implies`` and
 its published settings (``presets`` / ``dataset_rules``, :mod:`vlprompt.presets`). The add-on class declares, at
 class level (or as a class method of its config where it depends on it):
 
@@ -40,7 +40,7 @@ from typing import Dict, FrozenSet, Optional, Tuple
 import torch
 from torch import nn
 
-from vlprompt.addons.configs import AddOnConfig
+from vlprompt.addons.declarations import AddOnConfig
 from vlprompt.registry import ADDONS
 from vlprompt.task.types import Output, StepInfo
 
@@ -129,6 +129,12 @@ class AddOn(nn.Module):
         return {}
 
     def eval_logits(self, out: Output, space) -> Optional[torch.Tensor]:
+        return None
+
+    def exported_tensors(self, space) -> Optional[Dict[str, torch.Tensor]]:
+        """The tensors with which a fixed classifier (``vlprompt export``) reproduces :meth:`eval_logits` on
+        ``space`` (``{}`` where it does not apply). None, the default: an add-on that changes the test-time logits
+        cannot be exported."""
         return None
 
     def on_epoch_end(self, epoch: int, num_epochs: int) -> None:

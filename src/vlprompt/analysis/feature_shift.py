@@ -3,7 +3,7 @@ feature-shift``.
 
 For every block l of both towers, ‖Ω_l‖ = the mean over sequences of ‖G_{l+1} − Φ_l(G_l)‖_F (non-prompt
 outputs of the block run with its prompts minus the frozen block on the non-prompt inputs alone; see
-:mod:`vlprompt.addons.restore` for the per-token normalisation, ``--norm``). Vision: over the test
+:mod:`vlprompt.addons.restore.model` for the per-token normalisation, ``--norm``). Vision: over the test
 images; text: over the class prompts of the label space (once per image for image-conditioned text).
 Blocks whose input carries no prompts report 0 (e.g. every vision block of a CoOp run), and a CNN image
 tower reports nothing (null). Works for any trained run; the measurement runs the learner's encoders
@@ -19,7 +19,7 @@ from typing import Dict, List, Optional
 import torch
 
 from vlprompt import fileio
-from vlprompt.addons.restore_paper import block_shift, sequence_norms
+from vlprompt.addons.restore.paper_formulation import block_shift, sequence_norms
 from vlprompt.capabilities import Capability
 
 log = logging.getLogger("vlprompt")

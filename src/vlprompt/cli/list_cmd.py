@@ -58,16 +58,17 @@ def sections() -> dict:
     """Every section's lines; reads the registries' declarations only (no model library is imported)."""
     from vlprompt.data.base import DATASETS
     from vlprompt.registry import ADDONS, LEARNERS
-    from vlprompt.sweep.recipes import RECIPES, describe
-    from vlprompt.task.composition import ALIASES
+    from vlprompt.sweep.recipes import describe, recipes
+    from vlprompt.task.composition import aliases
 
-    methods = sorted(set(LEARNERS.names()) | set(ALIASES))
+    known = aliases()
+    methods = sorted(set(LEARNERS.names()) | set(known))
     return {
-        "methods": [f"{m}  (= {ALIASES[m][0]}+{'+'.join(ALIASES[m][1])})" if m in ALIASES else m for m in methods],
+        "methods": [f"{m}  (= {known[m][0]}+{'+'.join(known[m][1])})" if m in known else m for m in methods],
         "addons": ADDONS.names(),
         "datasets": DATASETS.names(),
         "backbones": backbone_lines(),
-        "recipes": [describe(r) for r in RECIPES.values()],
+        "recipes": [describe(r) for r in recipes().values()],
     }
 
 

@@ -29,7 +29,7 @@ API (all errors a user can cause raise :class:`~vlprompt.errors.VLPromptError` w
   ``dropped_class_buffers``, ``unused``, ``frozen`` CLIP tensors by reference name, ``derived``).
 * :func:`infer_method(state_dict) <vlprompt.convert.keymap.infer_method>` -> method string;
   :func:`canonical_method`; :func:`clip_name` (a frozen reference name's OpenAI CLIP name);
-  :data:`TRAINERS` (method -> the reference trainer's table).
+  :func:`trainers` (method -> the reference trainer's table).
 * :func:`convert_checkpoint(checkpoint, out, method, dataset, ...) <vlprompt.convert.runs.convert_checkpoint>`
   -> :class:`~vlprompt.convert.runs.Conversion`: the whole ``vlprompt convert``: a run directory that
   ``eval`` / ``corrupt`` / ``analyze`` / ``train --init-from`` accept (settings read from the tensor shapes,
@@ -41,12 +41,12 @@ API (all errors a user can cause raise :class:`~vlprompt.errors.VLPromptError` w
 
 from vlprompt.convert.dassl import ReferenceCheckpoint, find_checkpoint, read_reference_checkpoint
 from vlprompt.convert.initial import InitialValues, load_initial_values
-from vlprompt.convert.keymap import TRAINERS, ConvertedTensors, canonical_method, clip_name, infer_method, to_vlprompt
+from vlprompt.convert.keymap import ConvertedTensors, canonical_method, clip_name, infer_method, to_vlprompt, trainers
 from vlprompt.convert.runs import Conversion, convert_checkpoint
 from vlprompt.convert.unpickler import InertObject, load_checkpoint
 
 __all__ = [
-    "TRAINERS",
+    "trainers",
     "Conversion",
     "ConvertedTensors",
     "InertObject",

@@ -1,7 +1,7 @@
 """Map a reference trainer's tensor names to vlprompt's task state-dict names.
 
-One data table per reference trainer (:data:`TRAINERS`, keyed by the vlprompt method that reproduces
-it) and one generic function, :func:`to_vlprompt`. A table is a list of :class:`Rule` s; each rule is a
+One data table per reference trainer (:func:`trainers`, keyed by the vlprompt method that reproduces
+it; each component declares its own in its ``config.py``, :mod:`vlprompt.components`) and one generic function, :func:`to_vlprompt`. A table is a list of :class:`Rule` s; each rule is a
 name template of the reference and what becomes of the tensors it matches:
 
 * ``tensor`` — renamed to ``target`` (the same template placeholders filled in);
@@ -41,55 +41,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 
+from vlprompt.components import Rule, Trainer
 from vlprompt.errors import VLPromptError
+from vlprompt.registry import declared, load_object
 from vlprompt.task.composition import parse_method
 
-#: prefix of the prompt learner's tensors in whole-model checkpoints (optional in templates)
-LEARNER_PREFIX = "prompt_learner."
-_PLACEHOLDERS = {"{i}": r"(?P<i>\d+)", "{w}": r"(?P<w>weight|bias)", "*": r".+"}
 #: how many names an error message lists
 _SHOWN = 4
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A family of reference tensor names (``ref``, a template) and what becomes of them (``kind``)."""
-
-    ref: str
-    target: Optional[str] = None  # vlprompt name template (tensor, stack)
-    kind: str = "tensor"  # tensor | stack | class_buffer | unused | frozen
-    required: bool = False  # every expansion of {w} must be present
-    first: int = 0  # stack: the index of the first layer
-    #: the setting that fixes this tensor's value (a starting-values file may lack it: ``from_config``)
-    config: Optional[str] = None
-    regex: "re.Pattern[str]" = field(init=False, repr=False, compare=False)  # compiled from ``ref``
-
-    def __post_init__(self):
-        body = self.ref[len(LEARNER_PREFIX) :] if self.ref.startswith(LEARNER_PREFIX) else self.ref
-        pattern = "".join(_PLACEHOLDERS.get(p, re.escape(p)) for p in re.split(r"(\{i\}|\{w\}|\*)", body))
-        optional = r"(?:prompt_learner\.)?" if self.ref.startswith(LEARNER_PREFIX) else ""
-        object.__setattr__(self, "regex", re.compile(optional + pattern))
-
-
-@dataclass(frozen=True)
-class Trainer:
-    """The table of one reference trainer."""
-
-    name: str  # the reference trainer class
-    rules: Tuple[Rule, ...]
-    #: computes vlprompt tensors the reference does not save from the converted ones
-    derive: Optional[Callable[[Dict[str, torch.Tensor]], Dict[str, torch.Tensor]]] = None
 
 
 @dataclass
 class ConvertedTensors:
     """The result of :func:`to_vlprompt`."""
 
-    method: str  # the vlprompt method (a key of :data:`TRAINERS`)
+    method: str  # the vlprompt method (a key of :func:`trainers`)
     trainer: str  # the reference trainer
     tensors: Dict[str, torch.Tensor]  # vlprompt names -> tensors (contiguous copies)
     dropped_class_buffers: List[str] = field(default_factory=list)  # reference names
@@ -98,125 +67,9 @@ class ConvertedTensors:
     derived: List[str] = field(default_factory=list)  # vlprompt names computed, not read (see the trainer)
 
 
-# ---------------------------------------------------------------------------------------------- tables
-def _table(*learnable: Rule) -> Tuple[Rule, ...]:
-    """A trainer's own rules + the class buffers and frozen CLIP tensors any trainer may save."""
-    return (
-        *learnable,
-        Rule("prompt_learner.token_prefix", kind="class_buffer"),
-        Rule("prompt_learner.token_suffix", kind="class_buffer"),
-        Rule("prompt_learner.token_midfix", kind="class_buffer"),
-        Rule("image_encoder.*", kind="frozen"),
-        Rule("text_encoder.*", kind="frozen"),
-        Rule("logit_scale", kind="frozen"),
-    )
-
-
-CTX = Rule("prompt_learner.ctx", "learner.ctx", required=True)
-COCOOP_META = (
-    Rule("prompt_learner.meta_net.linear1.{w}", "learner.meta_net.linear1.{w}", required=True),
-    Rule("prompt_learner.meta_net.linear2.{w}", "learner.meta_net.linear2.{w}", required=True),
-)
-#: KgCoOp's module defines these but its forward never uses them; a whole-model checkpoint (DePT) holds the
-#: meta-net twice, as ``prompt_learner.meta_net`` and as its alias ``meta_net`` (both match the first form)
-KGCOOP_UNUSED = (
-    Rule("prompt_learner.bias_vectors", kind="unused"),
-    Rule("prompt_learner.meta_net.linear1.{w}", kind="unused"),
-    Rule("adapter.fc.{i}.weight", kind="unused"),
-)
-TEXT_DEEP_IVLP = Rule("text_encoder.transformer.resblocks.{i}.VPT_shallow", "learner.text_deep", "stack", first=1)
-VISION_IVLP = (
-    Rule("image_encoder.VPT", "learner.vision_ctx", required=True),
-    Rule("image_encoder.transformer.resblocks.{i}.VPT_shallow", "learner.vision_deep", "stack", first=1),
-)
-MAPLE = (
-    CTX,
-    Rule("prompt_learner.proj.{w}", "learner.proj.{w}", required=True),
-    Rule("prompt_learner.compound_prompts_text.{i}", "learner.text_deep", "stack"),
-    Rule("prompt_learner.compound_prompt_projections.{i}.{w}", "learner.couplings.{i}.{w}"),
-)
-#: DePT's ExtrasLinearProbe* trainers: FiLM (cwT module) + the linear head (base-class runs only)
-DEPT = (
-    Rule("film_lp_img.scale", "addons.dept.film_v_scale", required=True),
-    Rule("film_lp_img.bias", "addons.dept.film_v_bias", required=True),
-    Rule("film_lp_text.scale", "addons.dept.film_t_scale", required=True),
-    Rule("film_lp_text.bias", "addons.dept.film_t_bias", required=True),
-    Rule("linear_probe_proj.{w}", "addons.dept.head.{w}"),
-)
-#: MaPLe_FSA's Feature Calibrators (post_ln -> FFN.0 -> QuickGELU -> FFN.2) and calibration ratios
-RESTORE = tuple(
-    Rule(f"{ref}_adapter.{layer}.{{w}}", f"addons.restore.calibrator_{tower}.{ours}.{{w}}", required=True)
-    for ref, tower in (("text", "t"), ("visual", "v"))
-    for layer, ours in (("post_ln", "norm"), ("FFN.0", "fc1"), ("FFN.2", "fc2"))
-) + (
-    Rule("text_cali_ratio", "addons.restore.text_ratio", required=True, config="restore.text_calib_r"),
-    Rule("vis_cali_ratio", "addons.restore.vis_ratio", required=True, config="restore.vis_calib_r"),
-)
-
-
-def restore_initial_grams(tensors: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """``addons.restore.init_gram_{t,v}``: ‖P_iᵀP_i‖_F and ‖V_iᵀV_i‖_F (V_i = F_i(P_i)) per deep layer.
-
-    MaPLe_FSA does not save them: it captures them, detached, at its model's first forward, which after
-    loading a checkpoint (``load_model`` or ``INIT_WEIGHTS``) sees the loaded prompts. They are derived the
-    same way here, from the converted prompts and couplings.
-    """
-    from vlprompt.addons.restore_code import gram_norm  # the add-on's own definition
-
-    deep = tensors.get("learner.text_deep", torch.zeros(0, 0, 0))
-    grams_t, grams_v = [], []
-    for i, p in enumerate(deep.unbind(0)):
-        names = (f"learner.couplings.{i}.weight", f"learner.couplings.{i}.bias")
-        if any(n not in tensors for n in names):
-            raise VLPromptError(
-                f"maple+restore: deep text prompt {i} has no coupling "
-                f"(prompt_learner.compound_prompt_projections.{i}.*); is the checkpoint complete?"
-            )
-        v = p.float() @ tensors[names[0]].float().t() + tensors[names[1]].float()
-        grams_t.append(gram_norm(p))
-        grams_v.append(gram_norm(v))
-    stack = lambda grams: torch.stack(grams) if grams else torch.zeros(0)
-    return {"addons.restore.init_gram_t": stack(grams_t), "addons.restore.init_gram_v": stack(grams_v)}
-
-
-#: CLIP-Adapter's trainer registers the adapter module alone: ``fc.0`` / ``fc.2`` of its ``nn.Sequential``
-CLIP_ADAPTER = (
-    Rule("fc.0.weight", "learner.adapter.0.weight", required=True),
-    Rule("fc.2.weight", "learner.adapter.2.weight", required=True),
-)
-
-#: Tip-Adapter's cache (``build_cache_model``; :mod:`vlprompt.convert.tip_adapter`), in the reference's layout
-TIP_ADAPTER = (
-    Rule("cache_keys", "learner.cache_keys", required=True),
-    Rule("cache_values", "learner.cache_values", required=True),
-)
-
-
-#: vlprompt method -> the reference trainer that saves its tensors
-TRAINERS: Dict[str, Trainer] = {
-    "coop": Trainer("CoOp", _table(CTX)),
-    "coop+nemesis": Trainer("CoOpNemesis", _table(CTX)),
-    "coop+dept": Trainer("ExtrasLinearProbeCoOp", _table(CTX, *DEPT)),
-    "cocoop": Trainer("CoCoOp", _table(CTX, *COCOOP_META)),
-    "cocoop+dept": Trainer("ExtrasLinearProbeCoCoOp", _table(CTX, *COCOOP_META, *DEPT)),
-    "kgcoop": Trainer("KgCoOp", _table(CTX, *KGCOOP_UNUSED)),
-    "kgcoop+dept": Trainer("ExtrasLinearProbeKgCoOp", _table(CTX, *KGCOOP_UNUSED, *DEPT)),
-    "ivlp": Trainer("IVLP", _table(CTX, TEXT_DEEP_IVLP, *VISION_IVLP)),
-    "lpt": Trainer("IVLP (language prompts only)", _table(CTX, TEXT_DEEP_IVLP)),
-    "vpt": Trainer("VPT", _table(*VISION_IVLP)),
-    "promptsrc": Trainer(
-        "PromptSRC",
-        _table(CTX, TEXT_DEEP_IVLP, *VISION_IVLP, Rule("prompt_learner.ZS_image_encoder.*", kind="frozen")),
-    ),
-    "maple": Trainer("MaPLe", _table(*MAPLE)),
-    "maple+dept": Trainer("ExtrasLinearProbeMaPLe", _table(*MAPLE, *DEPT)),
-    "maple+restore": Trainer("MaPLe_FSA", _table(*MAPLE, *RESTORE), derive=restore_initial_grams),
-    "coop+prograd": Trainer("ProGrad", _table(CTX)),
-    # TCP's textual knowledge embedding has CoCoOp's meta-net names (linear2: 4·ctx_dim outputs, not ctx_dim)
-    "tcp": Trainer("TCP", _table(CTX, *COCOOP_META)),
-    "clip_adapter": Trainer("CLIP_Adapter", _table(*CLIP_ADAPTER)),
-    "tip_adapter": Trainer("Tip-Adapter", TIP_ADAPTER),
-}
+def trainers() -> Dict[str, Trainer]:
+    """vlprompt method -> the reference trainer that saves its tensors, as the registered components declare them."""
+    return {name: trainer for table in declared("reference") for name, trainer in table.items()}
 
 
 # ---------------------------------------------------------------------------------------------- methods
@@ -227,14 +80,15 @@ def _method_key(method: str) -> Tuple[str, frozenset]:
 
 
 def canonical_method(method: str) -> str:
-    """The :data:`TRAINERS` key equivalent to ``method`` (``coop+kg`` -> ``kgcoop``, ``ivlp+src`` ->
+    """The :func:`trainers` key equivalent to ``method`` (``coop+kg`` -> ``kgcoop``, ``ivlp+src`` ->
     ``promptsrc``); VLPromptError when no reference trainer saves that method."""
     wanted = _method_key(method)
-    for name in TRAINERS:
+    known = trainers()
+    for name in known:
         if _method_key(name) == wanted:
             return name
     raise VLPromptError(
-        f"--method {method!r}: no reference trainer saves that method; convertible: {', '.join(TRAINERS)}"
+        f"--method {method!r}: no reference trainer saves that method; convertible: {', '.join(sorted(known))}"
     )
 
 
@@ -331,7 +185,7 @@ def to_vlprompt(method: str, state_dict: Mapping[str, torch.Tensor], from_config
     task keeps the setting's value (starting values, ``--init-from``).
     """
     method = canonical_method(method)
-    trainer = TRAINERS[method]
+    trainer = trainers()[method]
     out = ConvertedTensors(method, trainer.name, {})
     stacks: Dict[Rule, Dict[int, torch.Tensor]] = {}
     matched: set = set()  # (rule, weight|bias|None) seen, for the required check
@@ -372,7 +226,7 @@ def to_vlprompt(method: str, state_dict: Mapping[str, torch.Tensor], from_config
     for rule, layers in stacks.items():
         out.tensors[rule.target] = _stacked(method, rule, layers)
     if trainer.derive is not None:
-        derived = trainer.derive(out.tensors)
+        derived = load_object(trainer.derive)(out.tensors)
         out.tensors.update(derived)
         out.derived = sorted(derived)
     out.tensors = dict(sorted(out.tensors.items()))

@@ -8,7 +8,7 @@ given backbone for the label space of the given data flags, loads the tensors an
 
 Settings:
 
-* read from the tensor shapes (:data:`SHAPE_SETTINGS`): the number of context / prompt vectors, the prompt
+* read from the tensor shapes (the learner's declared ``checkpoint_settings``, :mod:`vlprompt.components`): the number of context / prompt vectors, the prompt
   depths (the stacked deep prompts + 1), CoOp's class-specific context (a ``[K, M, D]`` ``ctx``); a ``--set``
   that contradicts them is a one-line error;
 * fixed by the reference trainer: MaPLe_FSA is RESTORE's released formulation (``restore.formulation=code``);
@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -49,29 +49,6 @@ log = logging.getLogger("vlprompt")
 #: frozen tensors may differ from the backbone's by fp16 rounding (max |diff| / max |w|)
 FROZEN_TOLERANCE = 2.0**-8
 _SHOWN = 4
-
-Reader = Callable[[torch.Tensor], Any]
-_VECTORS: Reader = lambda t: t.shape[-2]
-_TOKENS: Reader = lambda t: t.shape[0]
-_DEPTH: Reader = lambda t: t.shape[0] + 1
-_TEXT = (("n_ctx_text", "learner.ctx", _VECTORS, None), ("depth_text", "learner.text_deep", _DEPTH, 1))
-_VISION = (("n_ctx_vision", "learner.vision_ctx", _TOKENS, None), ("depth_vision", "learner.vision_deep", _DEPTH, 1))
-
-#: base learner -> (setting, tensor, how the setting is read from it, the value when the tensor is absent)
-SHAPE_SETTINGS: Dict[str, Tuple[Tuple[str, str, Reader, Any], ...]] = {
-    "coop": (("n_ctx", "learner.ctx", _VECTORS, None), ("csc", "learner.ctx", lambda t: t.dim() == 3, None)),
-    "cocoop": (("n_ctx", "learner.ctx", _VECTORS, None),),
-    "tcp": (("n_ctx", "learner.ctx", _VECTORS, None),),
-    "lpt": _TEXT,
-    "ivlp": _TEXT + _VISION,
-    "vpt": _VISION,
-    "maple": (("n_ctx", "learner.ctx", _VECTORS, None), ("depth", "learner.text_deep", _DEPTH, 1)),
-    "clip_adapter": (("reduction", "learner.adapter.0.weight", lambda t: t.shape[1] // t.shape[0], None),),
-}
-#: reference trainer -> settings it implies
-TRAINER_SETTINGS: Dict[str, Dict[Tuple[str, str], Any]] = {"MaPLe_FSA": {("restore", "formulation"): "code"}}
-#: learners whose ``ctx_init`` must have exactly ``n_ctx`` words
-WORD_INIT_LEARNERS = ("coop", "cocoop")
 
 
 @dataclass
@@ -128,10 +105,13 @@ def _names(names: Sequence[str]) -> str:
 
 # ------------------------------------------------------------------------------------------ settings
 def shape_settings(base: str, tensors: Dict[str, torch.Tensor], source: Path) -> Dict[Tuple[str, str], Any]:
-    """``{(section, key): value}`` read from the converted tensors' shapes (see :data:`SHAPE_SETTINGS`); a tensor
+    """``{(section, key): value}`` read from the converted tensors' shapes (the learner's ``checkpoint_settings``); a tensor
     with too few dimensions or no vectors for its setting is a one-line error naming the checkpoint."""
     settings = {}
-    for key, name, read, absent in SHAPE_SETTINGS.get(base, ()):
+    from vlprompt.registry import LEARNERS
+
+    for shape in LEARNERS.config(base).checkpoint_settings:
+        key, name, read, absent = shape.key, shape.tensor, shape.read, shape.absent
         try:
             value = read(tensors[name]) if name in tensors else absent
         except IndexError:
@@ -191,9 +171,10 @@ def _word_init(method: str, base: str, fixed, user, protocol, preset, dataset) -
     """The ``--set`` that keeps a CoOp / CoCoOp ``ctx_init`` consistent with the checkpoint's context (its
     length; none with a class-specific context)."""
     from vlprompt.presets import resolve
+    from vlprompt.registry import LEARNERS
     from vlprompt.task.composition import parse_method
 
-    if base not in WORD_INIT_LEARNERS:
+    if not getattr(LEARNERS.config(base), "checkpoint_word_init", False):
         return None
     n_ctx, csc = fixed[(base, "n_ctx")], fixed.get((base, "csc"), False)
     given = user.get((base, "ctx_init"))
@@ -259,8 +240,8 @@ def _load_checked(task, tensors: Dict[str, torch.Tensor], source: Path, space_si
     load_into(task, tensors, source)
 
 
-def _without_dept(method: str) -> str:
-    return "+".join(part for part in method.split("+") if part.strip().lower() != "dept")
+def _without(method: str, addon: str) -> str:
+    return "+".join(part for part in method.split("+") if part.strip().lower() != addon)
 
 
 # ------------------------------------------------------------------------------------------ conversion
@@ -289,7 +270,7 @@ def convert_checkpoint(
     """
     from vlprompt.config import make_config
     from vlprompt.convert.dassl import read_reference_checkpoint
-    from vlprompt.convert.keymap import TRAINERS, infer_method, to_vlprompt
+    from vlprompt.convert.keymap import infer_method, to_vlprompt, trainers
     from vlprompt.convert.tip_adapter import FORMAT as TIP_FORMAT
     from vlprompt.convert.tip_adapter import read_tip_cache
     from vlprompt.engine.labels import label_space
@@ -303,15 +284,18 @@ def convert_checkpoint(
         ref = read_reference_checkpoint(checkpoint, trust_pickle=bool(options.get("trust_pickle")))
     method = method or infer_method(ref.state_dict)
     converted = to_vlprompt(method, ref.state_dict)
-    trainer = TRAINERS[converted.method].name
+    reference = trainers()[converted.method]
+    trainer = reference.name
     tensors, ignored = dict(converted.tensors), []
-    if "dept" in parse_method(method).addons and "addons.dept.head.weight" not in tensors:
-        ignored = [k for k in tensors if k.startswith("addons.dept.")]
+    addon, marker = reference.optional_addon or (None, None)
+    if addon in parse_method(method).addons and marker not in tensors:
+        ignored = [k for k in tensors if k.startswith(f"addons.{addon}.")]
         tensors = {k: v for k, v in tensors.items() if k not in ignored}
-        method = _without_dept(method)
+        method = _without(method, addon)
     composition = parse_method(method)
     check_finite(tensors, ref.source)
-    fixed = {**shape_settings(composition.base, tensors, ref.source), **TRAINER_SETTINGS.get(trainer, {})}
+    trained_with = {tuple(key.split(".", 1)): value for key, value in reference.settings}
+    fixed = {**shape_settings(composition.base, tensors, ref.source), **trained_with}
     user = _user_settings(overrides)
     _check_contradictions(fixed, user, method)
     extra = [f"{section}.{key}={value}" for (section, key), value in fixed.items()]

@@ -3,7 +3,7 @@
 gaopengcuhk/Tip-Adapter's ``build_cache_model`` saves two bare tensors in its ``cache_dir``:
 ``keys_{K}shots.pt`` (the normalised keys, ``[E, N]``) and ``values_{K}shots.pt`` (the one-hot values,
 ``[N, K_classes]``, fp16). :func:`read_tip_cache` reads them (or a ``.safetensors`` file holding ``cache_keys`` and
-``cache_values``) without executing code; :data:`~vlprompt.convert.keymap.TRAINERS` maps them to
+``cache_values``) without executing code; :func:`~vlprompt.convert.keymap.trainers` maps them to
 ``learner.cache_keys`` / ``learner.cache_values``. The reference saves no searched β/α: a converted run holds the
 configured ``init_beta`` / ``init_alpha`` until ``vlprompt train --method tip_adapter --init-from RUN`` runs the
 search on the converted cache.

@@ -17,7 +17,7 @@ The task's trainable tensors become fp16 and are updated directly by SGD (no fp3
 component keeps in fp32 (``fp32_params``: MaPLe's deep text prompts and couplings, IVLP's per-layer prompts,
 DePT's FiLM), which are cast to half where used. Class-dependent buffers are then rebuilt with the half backbone,
 so KgCoOp's hand-crafted targets come from the fp16 text tower, as from the reference's second, half CLIP.
-PromptSRC computes its frozen text targets in fp32 in every mode (:mod:`vlprompt.addons.promptsrc`). A learner
+PromptSRC computes its frozen text targets in fp32 in every mode (:mod:`vlprompt.addons.src.model`). A learner
 whose reference trainer runs fp32 even in its fp16 mode (VPT: its ``load_clip_to_cpu`` returns
 ``model.float()``) declares ``half_precision = False`` and the run stays fp32.
 """

@@ -1,5 +1,6 @@
-"""Prompt learners (base methods). Their declarations (:mod:`vlprompt.methods.configs`, torch-free) register them in
-:data:`vlprompt.registry.LEARNERS`; each implementation module is imported when a model is built."""
+"""Prompt learners (base methods), one package each (``vlprompt.methods.<name>``): its ``config`` module declares it
+(torch-free; :mod:`vlprompt.components`) and registers it in :data:`vlprompt.registry.LEARNERS`, which imports every
+package's ``config`` on first use; its ``model`` module is imported when a model is built."""
 
 from __future__ import annotations
 

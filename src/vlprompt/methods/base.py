@@ -40,7 +40,7 @@ from torch import nn
 
 from vlprompt.capabilities import Capability
 from vlprompt.data.transforms import CROP_SCALE
-from vlprompt.methods.configs import LearnerConfig
+from vlprompt.methods.declarations import LearnerConfig
 from vlprompt.registry import LEARNERS
 from vlprompt.task.types import LabelSpace
 

@@ -32,7 +32,7 @@ from torch import nn
 from vlprompt.backbones.towers.base import maybe_checkpoint
 from vlprompt.capabilities import Capability
 from vlprompt.errors import VLPromptError
-from vlprompt.methods.configs import TEMPLATE_INIT
+from vlprompt.methods.declarations import TEMPLATE_INIT
 
 PLACEHOLDER = "X"
 

@@ -186,7 +186,7 @@ def _mean_of(values: Sequence[Value], expected: int) -> Value:
     return Value(statistics.fmean(means), None, len(means), expected, per_seed)
 
 
-def b2n_summary(results: Sequence[Result], datasets: Sequence[str]) -> Summary:
+def b2n_summary(protocol: str, results: Sequence[Result], datasets: Sequence[str]) -> Summary:
     """Base / New / H per dataset for one method and shot count; H of the averages in the average row."""
     seeds = tuple(sorted({r.key.seed for r in results}))
     rows: Dict[str, Dict[str, Value]] = {}
@@ -205,10 +205,12 @@ def b2n_summary(results: Sequence[Result], datasets: Sequence[str]) -> Summary:
     h = harmonic_mean(base.mean, new.mean) if complete else None
     rows[AVERAGE] = {"base": base, "new": new, "H": Value(h, None, len(complete), len(datasets), h_seeds)}
     key = results[0].key
-    return Summary("b2n", key.method, _backbone(results), key.shots, seeds, ["base", "new", "H"], rows, list(datasets))
+    return Summary(
+        protocol, key.method, _backbone(results), key.shots, seeds, ["base", "new", "H"], rows, list(datasets)
+    )
 
 
-def fewshot_summary(results: Sequence[Result], datasets: Sequence[str], shots: Sequence[int]) -> Summary:
+def fewshot_summary(protocol: str, results: Sequence[Result], datasets: Sequence[str], shots: Sequence[int]) -> Summary:
     """Accuracy per dataset (rows) and shots (columns), with the mean over datasets per shot count."""
     seeds = tuple(sorted({r.key.seed for r in results}))
     columns = [str(k) for k in shots]
@@ -221,7 +223,7 @@ def fewshot_summary(results: Sequence[Result], datasets: Sequence[str], shots: S
     }
     rows[AVERAGE] = {c: _mean_of([rows[d][c] for d in datasets], len(datasets)) for c in columns}
     key = results[0].key
-    return Summary("fewshot", key.method, _backbone(results), None, seeds, columns, rows, list(datasets))
+    return Summary(protocol, key.method, _backbone(results), None, seeds, columns, rows, list(datasets))
 
 
 def transfer_summary(protocol: str, results: Sequence[Result], targets: Sequence[str]) -> Summary:
@@ -256,12 +258,15 @@ def summaries(root: Path, protocols: Optional[Sequence[str]] = None) -> List[Sum
             datasets = _ordered(r.key.dataset for r in runs)
             shots = sorted({r.key.shots for r in runs})
             for method in _methods(runs):
-                out.append(fewshot_summary([r for r in runs if r.key.method == method], datasets, shots))
+                out.append(fewshot_summary(protocol.name, [r for r in runs if r.key.method == method], datasets, shots))
         elif protocol.layout == BASE_NEW:
             for shots in sorted({r.key.shots for r in runs}):
                 group = [r for r in runs if r.key.shots == shots]
                 datasets = _ordered(r.key.dataset for r in group)
-                out += [b2n_summary([r for r in group if r.key.method == m], datasets) for m in _methods(group)]
+                out += [
+                    b2n_summary(protocol.name, [r for r in group if r.key.method == m], datasets)
+                    for m in _methods(group)
+                ]
         else:  # the transfer protocols sharing a folder's source runs each own the targets they declare
             evals = [
                 r

@@ -11,7 +11,7 @@
 """
 
 from vlprompt.sweep.jobs import Job, SweepSpec, plan, states
-from vlprompt.sweep.recipes import RECIPES, build_spec
+from vlprompt.sweep.recipes import build_spec, recipes
 from vlprompt.sweep.runner import SweepReport, run_sweep
 
-__all__ = ["Job", "SweepSpec", "plan", "states", "RECIPES", "build_spec", "SweepReport", "run_sweep"]
+__all__ = ["Job", "SweepSpec", "plan", "states", "recipes", "build_spec", "SweepReport", "run_sweep"]

@@ -42,9 +42,9 @@ def method_from_folder(folder: str) -> str:
     registered component names, longest first (``tip_adapter_f_dept`` -> ``tip_adapter_f+dept``); a folder of
     unregistered names splits at every ``_``."""
     from vlprompt.registry import ADDONS, LEARNERS
-    from vlprompt.task.composition import ALIASES
+    from vlprompt.task.composition import aliases
 
-    names = set(LEARNERS.names()) | set(ADDONS.names()) | set(ALIASES)
+    names = set(LEARNERS.names()) | set(ADDONS.names()) | set(aliases())
     parts = folder.split("_")
 
     def split(start: int) -> Optional[list]:

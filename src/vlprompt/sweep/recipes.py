@@ -4,174 +4,33 @@ A recipe fills the protocol, methods, datasets, seeds, shots and backbone of ``v
 override it. Every method setting — per protocol and per dataset (ImageNet's 50 CoOp epochs, RESTORE's
 calibration ratios, Nemesis' Food101/OxfordPets values, PromptSRC's few-shot GPA, ...) — comes from the published
 presets next to each component (``vlprompt presets METHOD --protocol P --dataset D`` shows them), so a recipe is
-only the paper's choice of protocol, methods, backbone, seeds and shots.
+only the paper's choice of protocol, methods, backbone, seeds and shots, declared by the paper's component.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
+from vlprompt.components import SEEDS, Recipe
 from vlprompt.errors import VLPromptError
-from vlprompt.protocols import get_protocol, resolve_names
+from vlprompt.protocols import PROTOCOLS, get_protocol, resolve_names
+from vlprompt.registry import declared
 from vlprompt.sweep.jobs import SweepSpec, normalize_method
 
-VIT_B16 = ("ViT-B-16", "openai")
-RN50 = ("RN50", "openai")
-SEEDS = (1, 2, 3)
-DEPT_METHODS = ("coop+dept", "cocoop+dept", "kgcoop+dept", "maple+dept")
 
-COOP_PAPER = "CoOp (Zhou et al., IJCV 2022)"
-COCOOP_PAPER = "CoCoOp (Zhou et al., CVPR 2022)"
-KGCOOP_PAPER = "KgCoOp (Yao et al., CVPR 2023)"
-MAPLE_PAPER = "MaPLe (Khattak et al., CVPR 2023)"
-PROMPTSRC_PAPER = "PromptSRC (Khattak et al., ICCV 2023)"
-DEPT_PAPER = "DePT (Zhang et al., CVPR 2024)"
-NEMESIS_PAPER = "Nemesis (Fu et al., ICLR 2024)"
-RESTORE_PAPER = "RESTORE (Yang et al., ECCV 2024)"
-PROGRAD_PAPER = "ProGrad (Zhu et al., ICCV 2023)"
-TCP_PAPER = "TCP (Yao et al., CVPR 2024)"
-CLIP_LORA_PAPER = "CLIP-LoRA (Zanella & Ben Ayed, CVPRW 2024)"
-CLIP_ADAPTER_PAPER = "CLIP-Adapter (Gao et al., IJCV 2023)"
-TIP_ADAPTER_PAPER = "Tip-Adapter (Zhang et al., ECCV 2022)"
-
-
-@dataclass(frozen=True)
-class Recipe:
-    name: str
-    paper: str
-    protocol: str
-    methods: Tuple[str, ...]
-    backbone: Tuple[str, str] = VIT_B16  # (open_clip model, pretrained tag)
-    seeds: Tuple[int, ...] = SEEDS
-    shots: Optional[Tuple[int, ...]] = None  # None: the protocol's
-    note: str = ""
-
-
-RECIPES: Dict[str, Recipe] = {
-    r.name: r
-    for r in (
-        Recipe(
-            "coop-fewshot",
-            COOP_PAPER,
-            "fewshot",
-            ("zeroshot", "coop"),
-            backbone=RN50,
-            note="16 generic context vectors, 50/100/100/200/200 epochs for 1/2/4/8/16 shots",
-        ),
-        Recipe(
-            "cocoop-b2n",
-            COCOOP_PAPER,
-            "b2n",
-            ("zeroshot", "coop", "cocoop"),
-        ),
-        Recipe(
-            "cocoop-xd",
-            COCOOP_PAPER,
-            "xd",
-            ("coop", "cocoop"),
-            note="also the domain-generalisation source runs: --recipe cocoop-xd --protocol dg",
-        ),
-        Recipe("kgcoop-b2n", KGCOOP_PAPER, "b2n", ("kgcoop",), note="batch 128, 100 epochs, lambda 8.0"),
-        Recipe("maple-b2n", MAPLE_PAPER, "b2n", ("maple",)),
-        Recipe("maple-xd", MAPLE_PAPER, "xd", ("maple",), note="prompt depth 3, 2 epochs; also for --protocol dg"),
-        Recipe("promptsrc-b2n", PROMPTSRC_PAPER, "b2n", ("promptsrc",)),
-        Recipe("promptsrc-xd", PROMPTSRC_PAPER, "xd", ("promptsrc",), note="also for --protocol dg"),
-        Recipe(
-            "promptsrc-fewshot",
-            PROMPTSRC_PAPER,
-            "fewshot",
-            ("promptsrc",),
-        ),
-        Recipe("dept-b2n", DEPT_PAPER, "b2n", DEPT_METHODS, note="DePT's configs: 10 epochs, head lr x6.5, lambda 0.7"),
-        Recipe("dept-xd", DEPT_PAPER, "xd", DEPT_METHODS, note="also for --protocol dg"),
-        Recipe(
-            "nemesis-fewshot",
-            NEMESIS_PAPER,
-            "fewshot",
-            ("coop", "coop+nemesis"),
-            backbone=RN50,
-            note="position-uniform normalisation, omega = 1 (the README figure's exact loss settings are unverified)",
-        ),
-        Recipe(
-            "nemesis-dg",
-            NEMESIS_PAPER,
-            "dg",
-            ("coop", "coop+nemesis"),
-            backbone=RN50,
-        ),
-        Recipe(
-            "restore-b2n",
-            RESTORE_PAPER,
-            "b2n",
-            ("maple+restore",),
-            note="released-code formulation (MaPLe_FSA), 10 epochs",
-        ),
-        Recipe(
-            "clip-adapter-fewshot",
-            CLIP_ADAPTER_PAPER,
-            "fewshot",
-            ("zeroshot", "clip_adapter"),
-            backbone=RN50,
-            note="released trainer (image adapter, reduction 4, ratio 0.2) with CoOp's few-shot configs",
-        ),
-        Recipe(
-            "tip-adapter-fewshot",
-            TIP_ADAPTER_PAPER,
-            "fewshot",
-            ("zeroshot", "tip_adapter", "tip_adapter_f"),
-            backbone=RN50,
-            note="configs/<dataset>.yaml search grids; beta/alpha searched on the val split",
-        ),
-        Recipe(
-            "linear-probe-fewshot",
-            COOP_PAPER,
-            "fewshot",
-            ("zeroshot", "linear_probe"),
-            backbone=RN50,
-            note="lpclip: logistic regression, C searched on the few-shot val (needs vlprompt[probe])",
-        ),
-        Recipe(
-            "restore-xd",
-            RESTORE_PAPER,
-            "xd",
-            ("maple+restore",),
-            note="released code: prompt depth 9, lr 0.0035, 2 epochs (the paper says 4); also for --protocol dg",
-        ),
-        Recipe(
-            "prograd-fewshot",
-            PROGRAD_PAPER,
-            "fewshot",
-            ("coop", "coop+prograd"),
-            backbone=RN50,
-            note="16 context vectors from ProGrad's templates, lambda 1.0 (README: 0.8 for 8/16 shots on Flowers, DTD, "
-            "EuroSAT), CoOp's epochs",
-        ),
-        Recipe(
-            "prograd-b2n",
-            PROGRAD_PAPER,
-            "b2n",
-            ("coop+prograd",),
-            backbone=RN50,
-            note="config rn50_ep100 (ImageNet 50 epochs); its script trains on 4 shots: add --shots 4",
-        ),
-        Recipe("tcp-b2n", TCP_PAPER, "b2n", ("tcp",), note="Adam (eps 1e-3), 50 epochs, batch 32, KgCoOp weight 8.0"),
-        Recipe(
-            "clip-lora-fewshot",
-            CLIP_LORA_PAPER,
-            "fewshot",
-            ("zeroshot", "lora"),
-            note="rank 2 on q, k, v of both towers, AdamW lr 2e-4, 500 x shots iterations",
-        ),
-    )
-}
+def recipes() -> Dict[str, Recipe]:
+    """Every registered component's recipes (``recipes`` in its ``config.py``, :mod:`vlprompt.components`), by
+    name."""
+    found = [r for declared_recipes in declared("recipes") for r in declared_recipes]
+    return {r.name: r for r in sorted(found, key=lambda r: r.name)}
 
 
 def get_recipe(name: str) -> Recipe:
-    if name not in RECIPES:
-        raise VLPromptError(f"unknown --recipe {name!r}; see `vlprompt list recipes`: {', '.join(RECIPES)}")
-    return RECIPES[name]
+    known = recipes()
+    if name not in known:
+        raise VLPromptError(f"unknown --recipe {name!r}; see `vlprompt list recipes`: {', '.join(known)}")
+    return known[name]
 
 
 def describe(recipe: Recipe) -> str:
@@ -203,7 +62,7 @@ def build_spec(
     r = get_recipe(recipe) if recipe else None
     protocol = protocol or (r.protocol if r else None)
     if not protocol:
-        raise VLPromptError("--protocol is required (fewshot, b2n, xd or dg), or a --recipe (vlprompt list recipes)")
+        raise VLPromptError(f"--protocol is required ({', '.join(PROTOCOLS)}), or a --recipe (vlprompt list recipes)")
     proto = get_protocol(protocol)
     methods = methods or (r.methods if r else None)
     if not methods:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import importlib
 
-from vlprompt.task.composition import ALIASES, Composition, check_composition, parse_method
+from vlprompt.task.composition import Composition, aliases, check_composition, parse_method
 from vlprompt.task.types import LabelSpace, Output, StepInfo, StepResult
 
 __all__ = [
-    "ALIASES",
+    "aliases",
     "Composition",
     "LabelSpace",
     "Output",

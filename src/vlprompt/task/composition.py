@@ -14,15 +14,14 @@ from typing import Dict, List, Mapping, Tuple
 
 from vlprompt.capabilities import Capability
 from vlprompt.errors import VLPromptError
-from vlprompt.registry import ADDONS, LEARNERS
+from vlprompt.registry import ADDONS, LEARNERS, declared
 from vlprompt.settings import check_bounds
 
-#: user-facing method names that expand to a base method plus add-ons
-ALIASES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
-    "kgcoop": ("coop", ("kg",)),
-    "promptsrc": ("ivlp", ("src",)),
-    "tcp": ("tcp", ("kg",)),  # TCP's loss is CE + 8.0 · KgCoOp's consistency (Yao et al., CVPR 2024, Eq. 7)
-}
+
+def aliases() -> Dict[str, Tuple[str, Tuple[str, ...]]]:
+    """User-facing method names that expand to a base method plus add-ons, as the components declare them
+    (``aliases`` in their ``config.py``: ``kgcoop`` = ``coop+kg`` is KgCoOp's)."""
+    return {name: expansion for table in declared("aliases") for name, expansion in table.items()}
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,8 @@ def parse_method(method: str) -> Composition:
             f"--method {method!r}: expected a base method plus add-ons joined by '+', e.g. coop+nemesis"
         )
     head, rest = parts[0], parts[1:]
-    base, implied = ALIASES.get(head, (head, ()))
+    known = aliases()
+    base, implied = known.get(head, (head, ()))
     LEARNERS.config(base)  # unknown base method: one line listing the choices
     addons: List[str] = []
     named: List[str] = []
@@ -72,7 +72,7 @@ def parse_method(method: str) -> Composition:
     for name in implied:
         add(name, explicit=False)
     for name in rest:
-        if name in LEARNERS or name in ALIASES:
+        if name in LEARNERS or name in known:
             raise VLPromptError(
                 f"--method {method!r} combines two base methods ({head}, {name}); use one base plus add-ons"
             )

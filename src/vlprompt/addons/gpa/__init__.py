@@ -1,0 +1,4 @@
+"""PromptSRC's Gaussian prompt aggregation (Khattak et al., ICCV 2023) as an add-on.
+
+``config`` declares it (torch-free: config, presets, published numbers, recipes, reference key map);
+``model`` implements it."""
