@@ -105,3 +105,30 @@ def test_toy_sweep_with_table(tmp_path, monkeypatch, capsys):
     assert main(["table", str(root)]) == 0
     table = capsys.readouterr().out
     assert all(m in table for m in METHODS)
+
+
+def test_tip_adapter_f_cache_folder_converts_with_its_fine_tuned_keys(dtd10, tmp_path):
+    """run_tip_adapter_F's cache folder (keys_4shots.pt, values_4shots.pt and best_F_4shots.pt, the weight of its
+    adapter: the fine-tuned keys transposed) converts as tip_adapter_f (inferred from the names) holding the fine-tuned
+    keys, and eval takes the run; converted as tip_adapter, the fine-tuned keys are reported unused."""
+    import torch
+
+    embed = json.loads(Path(dtd10["backbone"]).read_text())["embed_dim"]
+    g = torch.Generator().manual_seed(0)
+    keys = torch.nn.functional.normalize(torch.randn(embed, 20, generator=g), dim=0)
+    tuned = keys + 0.1 * torch.randn(keys.shape, generator=g)
+    folder = tmp_path / "caches"
+    folder.mkdir()
+    torch.save(keys, folder / "keys_4shots.pt")
+    torch.save(torch.eye(5).repeat_interleave(4, 0).half(), folder / "values_4shots.pt")
+    torch.save(torch.nn.Parameter(tuned.t()), folder / "best_F_4shots.pt")  # as the reference saves adapter.weight
+    flags = [*cli_flags(dtd10), "--subsample", "base"]
+    assert main(["convert", "--from", "tip-adapter", str(folder), *flags, "--out", str(tmp_path / "f")]) == 0
+    weights = load_file(str(tmp_path / "f" / "weights.safetensors"))
+    assert json.loads((tmp_path / "f" / "weights.json").read_text())["method"] == "tip_adapter_f"
+    assert torch.equal(weights["learner.cache_keys"], tuned)
+    assert main(["eval", "--run", str(tmp_path / "f"), *flags, "--out", str(tmp_path / "f-eval")]) == 0
+    assert json.loads((tmp_path / "f-eval" / "results.json").read_text())["accuracy"] >= 0
+    argv = ["convert", "--from", "tip-adapter", str(folder), "--method", "tip_adapter", *flags]
+    assert main([*argv, "--out", str(tmp_path / "plain")]) == 0
+    assert torch.equal(load_file(str(tmp_path / "plain" / "weights.safetensors"))["learner.cache_keys"], keys)

@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
         choices=["dassl", "clip-lora", "tip-adapter"],
         default="dassl",
         help="checkpoint format: dassl (default) | clip-lora (CLIP-LoRA's lora_weights.pt) | tip-adapter "
-        "(Tip-Adapter's cache folder: keys_Kshots.pt + values_Kshots.pt)",
+        "(Tip-Adapter's cache folder: keys_Kshots.pt + values_Kshots.pt, and best_F_Kshots.pt for Tip-Adapter-F)",
     )
     p.add_argument(
         "--method", default=None, help="the method the checkpoint holds (default: inferred from the tensor names)"

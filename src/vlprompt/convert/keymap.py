@@ -126,6 +126,8 @@ def infer_method(state_dict: Mapping[str, torch.Tensor]) -> str:
         base = "coop"
     elif has(r"^fc\.0\.weight$"):
         base = "clip_adapter"
+    elif has(r"^fine_tuned_keys$"):
+        base = "tip_adapter_f"
     elif has(r"^cache_keys$"):
         base = "tip_adapter"
     else:

@@ -2,8 +2,10 @@
 
 gaopengcuhk/Tip-Adapter's ``build_cache_model`` saves two bare tensors in its ``cache_dir``:
 ``keys_{K}shots.pt`` (the normalised keys, ``[E, N]``) and ``values_{K}shots.pt`` (the one-hot values,
-``[N, K_classes]``, fp16). :func:`read_tip_cache` reads them (or a ``.safetensors`` file holding ``cache_keys`` and
-``cache_values``) without executing code; :func:`~vlprompt.convert.keymap.trainers` maps them to
+``[N, K_classes]``, fp16); ``run_tip_adapter_F`` adds ``best_F_{K}shots.pt``, the weight of its adapter
+(``nn.Linear(E, N)`` initialised with the keys transposed: Tip-Adapter-F's fine-tuned keys, ``[N, E]``), read as
+``fine_tuned_keys`` ``[E, N]``. :func:`read_tip_cache` reads them (or a ``.safetensors`` file holding ``cache_keys``,
+``cache_values`` and optionally ``fine_tuned_keys``) without executing code; :func:`~vlprompt.convert.keymap.trainers` maps them to
 ``learner.cache_keys`` / ``learner.cache_values``. The reference saves no searched β/α: a converted run holds the
 configured ``init_beta`` / ``init_alpha`` until ``vlprompt train --method tip_adapter --init-from RUN`` runs the
 search on the converted cache.
@@ -42,7 +44,8 @@ def read_tip_cache(path, shots: Optional[int] = None) -> ReferenceCheckpoint:
         from safetensors.torch import load_file
 
         state = load_file(str(path))
-        return ReferenceCheckpoint({k: state[k] for k in ("cache_keys", "cache_values") if k in state}, None, path, "")
+        names = ("cache_keys", "cache_values", "fine_tuned_keys")
+        return ReferenceCheckpoint({k: state[k] for k in names if k in state}, None, path, "")
     if not path.is_dir():
         raise VLPromptError(
             f"--from {FORMAT} {path}: give Tip-Adapter's cache folder (keys_Kshots.pt, values_Kshots.pt)"
@@ -60,4 +63,12 @@ def read_tip_cache(path, shots: Optional[int] = None) -> ReferenceCheckpoint:
         raise VLPromptError(
             f"{path}: keys {list(keys.shape)} and values {list(values.shape)} do not fit (E x N, N x K)"
         )
-    return ReferenceCheckpoint({"cache_keys": keys, "cache_values": values}, None, path / f"keys_{k}shots.pt", "")
+    state = {"cache_keys": keys, "cache_values": values}
+    fine_tuned = path / f"best_F_{k}shots.pt"
+    if fine_tuned.is_file():
+        state["fine_tuned_keys"] = _tensor(fine_tuned).detach().t().contiguous()
+        if tuple(state["fine_tuned_keys"].shape) != tuple(keys.shape):
+            raise VLPromptError(
+                f"{fine_tuned}: shape {list(state['fine_tuned_keys'].t().shape)} is not the cache's N x E"
+            )
+    return ReferenceCheckpoint(state, None, path / f"keys_{k}shots.pt", "")

@@ -89,6 +89,13 @@ TIP_ROWS = {
 TIP_ADAPTER = (
     Rule("cache_keys", "learner.cache_keys", required=True),
     Rule("cache_values", "learner.cache_values", required=True),
+    Rule("fine_tuned_keys", kind="unused"),  # Tip-Adapter-F's: not used by the training-free cache
+)
+#: Tip-Adapter-F's: its fine-tuned keys (``best_F_Kshots.pt``) replace the cache's
+TIP_ADAPTER_F = (
+    Rule("fine_tuned_keys", "learner.cache_keys", required=True),
+    Rule("cache_values", "learner.cache_values", required=True),
+    Rule("cache_keys", kind="unused"),
 )
 
 
@@ -162,6 +169,7 @@ class TipAdapterFConfig(TipAdapterConfig):
             f"{TIP_REPO}, main.py run_tip_adapter_F with configs/<dataset>.yaml (lr 0.001, train_epoch 20)",
         )
     }
+    reference = {"tip_adapter_f": Trainer("Tip-Adapter-F", TIP_ADAPTER_F)}
     dataset_rules = tip_rules("tip_adapter_f") + (
         rule(["eurosat"], {"train": {"epochs": 100}}, f"{TIP_REPO} configs/eurosat.yaml (train_epoch 100)"),
     )
