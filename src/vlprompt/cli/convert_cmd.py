@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vlprompt.cli.common import add_backbone_args, add_dataset_args, backbone_options, data_options
+from vlprompt.convert.formats import CLIP_LORA, DASSL, FORMATS
 from vlprompt.protocols import PROTOCOLS
 
 
@@ -19,10 +20,9 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--from",
         dest="source_format",
-        choices=["dassl", "clip-lora", "tip-adapter"],
-        default="dassl",
-        help="checkpoint format: dassl (default) | clip-lora (CLIP-LoRA's lora_weights.pt) | tip-adapter "
-        "(Tip-Adapter's cache folder: keys_Kshots.pt + values_Kshots.pt, and best_F_Kshots.pt for Tip-Adapter-F)",
+        choices=list(FORMATS),
+        default=DASSL,
+        help="checkpoint format (default dassl): " + "; ".join(f"{name}: {what}" for name, what in FORMATS.items()),
     )
     p.add_argument(
         "--method", default=None, help="the method the checkpoint holds (default: inferred from the tensor names)"
@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from vlprompt.convert import convert_checkpoint
 
-    if args.source_format == "clip-lora":
+    if args.source_format == CLIP_LORA:
         return _run_clip_lora(args)
     convert_checkpoint(
         args.checkpoint,
@@ -72,7 +72,7 @@ def _run_clip_lora(args) -> int:
     from vlprompt.errors import VLPromptError
 
     if args.method not in (None, "lora"):
-        raise VLPromptError(f"--from clip-lora holds a lora run, not {args.method!r}; drop --method")
+        raise VLPromptError(f"--from {CLIP_LORA} holds a lora run, not {args.method!r}; drop --method")
     convert_clip_lora(
         args.checkpoint,
         args.out,

@@ -39,11 +39,20 @@ API (all errors a user can cause raise :class:`~vlprompt.errors.VLPromptError` w
   reference checkpoint.
 """
 
-from vlprompt.convert.dassl import ReferenceCheckpoint, find_checkpoint, read_reference_checkpoint
-from vlprompt.convert.initial import InitialValues, load_initial_values
-from vlprompt.convert.keymap import ConvertedTensors, canonical_method, clip_name, infer_method, to_vlprompt, trainers
-from vlprompt.convert.runs import Conversion, convert_checkpoint
-from vlprompt.convert.unpickler import InertObject, load_checkpoint
+import importlib
+
+#: the public names, each imported from its module on first use (so ``vlprompt.convert.formats``, which the command
+#: line reads for its choices, loads no model library)
+_LAZY = {
+    **dict.fromkeys(("ReferenceCheckpoint", "find_checkpoint", "read_reference_checkpoint"), "vlprompt.convert.dassl"),
+    **dict.fromkeys(("InitialValues", "load_initial_values"), "vlprompt.convert.initial"),
+    **dict.fromkeys(
+        ("ConvertedTensors", "canonical_method", "clip_name", "infer_method", "to_vlprompt", "trainers"),
+        "vlprompt.convert.keymap",
+    ),
+    **dict.fromkeys(("Conversion", "convert_checkpoint"), "vlprompt.convert.runs"),
+    **dict.fromkeys(("InertObject", "load_checkpoint"), "vlprompt.convert.unpickler"),
+}
 
 __all__ = [
     "trainers",
@@ -62,3 +71,9 @@ __all__ = [
     "read_reference_checkpoint",
     "to_vlprompt",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vlprompt.convert' has no attribute {name!r}")

@@ -270,15 +270,15 @@ def convert_checkpoint(
     """
     from vlprompt.config import make_config
     from vlprompt.convert.dassl import read_reference_checkpoint
+    from vlprompt.convert.formats import TIP_ADAPTER
     from vlprompt.convert.keymap import infer_method, to_vlprompt, trainers
-    from vlprompt.convert.tip_adapter import FORMAT as TIP_FORMAT
     from vlprompt.convert.tip_adapter import read_tip_cache
     from vlprompt.engine.labels import label_space
     from vlprompt.pipeline.build import build_task
     from vlprompt.pipeline.loading import load_backbone, load_data
     from vlprompt.task.composition import parse_method
 
-    if source_format == TIP_FORMAT:
+    if source_format == TIP_ADAPTER:
         ref = read_tip_cache(checkpoint, options.get("shots"))
     else:
         ref = read_reference_checkpoint(checkpoint, trust_pickle=bool(options.get("trust_pickle")))

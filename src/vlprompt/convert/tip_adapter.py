@@ -20,9 +20,9 @@ from typing import Optional
 import torch
 
 from vlprompt.convert.dassl import ReferenceCheckpoint
+from vlprompt.convert.formats import TIP_ADAPTER as FORMAT
 from vlprompt.errors import VLPromptError
 
-FORMAT = "tip-adapter"
 _KEYS = re.compile(r"keys_(\d+)shots\.pt")
 
 
