@@ -1,4 +1,4 @@
-"""The declaration of DePT (Zhang et al., CVPR 2024): decoupled prompt tuning, a channel-adjusted head and FiLM: its config, published settings and facts (torch-free)."""
+"""The declaration of DePT: its config, published settings and facts (torch-free; :mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The declaration of PromptSRC's Gaussian prompt aggregation (Khattak et al., ICCV 2023) as an add-on: its config, published settings and facts (torch-free)."""
+"""The declaration of Gaussian prompt aggregation: its config, published settings and facts (torch-free;
+:mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

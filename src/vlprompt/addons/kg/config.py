@@ -1,4 +1,5 @@
-"""The declaration of KgCoOp's knowledge-guided consistency (Yao et al., CVPR 2023) as an add-on: its config, published settings and facts (torch-free)."""
+"""The declaration of KgCoOp's add-on: its config, published settings and facts (torch-free;
+:mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

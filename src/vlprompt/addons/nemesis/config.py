@@ -1,4 +1,4 @@
-"""The declaration of Nemesis (Fu et al., ICLR 2024): normalising the soft-prompt vectors: its config, published settings and facts (torch-free)."""
+"""The declaration of Nemesis: its config, published settings and facts (torch-free; :mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The declaration of ProGrad (Zhu et al., ICCV 2023): prompt-aligned gradients: its config, published settings and facts (torch-free)."""
+"""The declaration of ProGrad: its config, published settings and facts (torch-free; :mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The declaration of RESTORE (Yang et al., ECCV 2024): feature-shift consistency for prompted towers: its config, published settings and facts (torch-free)."""
+"""The declaration of RESTORE: its config, published settings and facts (torch-free; :mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

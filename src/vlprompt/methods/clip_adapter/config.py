@@ -1,4 +1,5 @@
-"""The declaration of CLIP-Adapter (Gao et al., IJCV 2023): a residual bottleneck MLP on the frozen features: its config, published settings and facts (torch-free)."""
+"""The declaration of CLIP-Adapter: its config, published settings and facts (torch-free;
+:mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

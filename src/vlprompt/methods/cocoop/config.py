@@ -1,4 +1,4 @@
-"""The declaration of CoCoOp (Zhou et al., CVPR 2022): CoOp with an image-conditioned meta-net: its config, published settings and facts (torch-free)."""
+"""The declaration of CoCoOp: its config, published settings and facts (torch-free; :mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

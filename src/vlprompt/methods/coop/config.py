@@ -1,4 +1,4 @@
-"""The declaration of CoOp (Zhou et al., IJCV 2022): learned context vectors in the class prompts: its config, published settings and facts (torch-free)."""
+"""The declaration of CoOp: its config, published settings and facts (torch-free; :mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

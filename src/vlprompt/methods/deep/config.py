@@ -1,4 +1,5 @@
-"""The declaration of Deep language prompting (LPT) and IVLP, as in the MaPLe repository (Khattak et al., CVPR 2023): its config, published settings and facts (torch-free)."""
+"""The declaration of LPT and IVLP: its config, published settings and facts (torch-free;
+:mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The declaration of The linear probe of the CoOp repository's lpclip (Zhou et al., IJCV 2022; Radford et al., ICML 2021): its config, published settings and facts (torch-free)."""
+"""The declaration of the linear probe: its config, published settings and facts (torch-free;
+:mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The declaration of CLIP-LoRA (Zanella & Ben Ayed, CVPRW 2024): low-rank updates of both towers' attention: its config, published settings and facts (torch-free)."""
+"""The declaration of CLIP-LoRA: its config, published settings and facts (torch-free; :mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The declaration of MaPLe (Khattak et al., CVPR 2023): multi-modal prompts coupled from text to vision: its config, published settings and facts (torch-free)."""
+"""The declaration of MaPLe: its config, published settings and facts (torch-free; :mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The declaration of TCP (Yao et al., CVPR 2024): textual-based class-aware prompts: its config, published settings and facts (torch-free)."""
+"""The declaration of TCP: its config, published settings and facts (torch-free; :mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The declaration of Tip-Adapter and Tip-Adapter-F (Zhang et al., ECCV 2022): a key-value cache of the few-shot features: its config, published settings and facts (torch-free)."""
+"""The declaration of Tip-Adapter and Tip-Adapter-F: its config, published settings and facts (torch-free;
+:mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The declaration of Deep vision prompting (VPT), as in the MaPLe repository (Khattak et al., CVPR 2023): its config, published settings and facts (torch-free)."""
+"""The declaration of VPT: its config, published settings and facts (torch-free; :mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The declaration of Zero-shot CLIP (Radford et al., ICML 2021): hand-crafted prompts, nothing trained: its config, published settings and facts (torch-free)."""
+"""The declaration of zero-shot CLIP: its config, published settings and facts (torch-free;
+:mod:`vlprompt.components`)."""
 
 from __future__ import annotations
 
