@@ -36,6 +36,7 @@ NAMING_COMPONENTS = {
         "coop",
         "clip_adapter",
         "tip_adapter",
+        "tip_adapter_f",
     },  # fmt: skip
 }
 
