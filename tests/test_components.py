@@ -15,8 +15,7 @@ from vlprompt.task.composition import aliases, parse_method
 
 SRC = Path(vlprompt.__file__).parent
 #: generic code that still names components, and why: the zero-shot pipeline and sweep jobs (zero-shot CLIP is
-#: every protocol's reference row), the reader of CLIP-LoRA's own file format (``convert --from clip-lora``) and
-#: the one function telling reference checkpoints apart by their tensor names (``infer_method``)
+#: every protocol's reference row) and the reader of CLIP-LoRA's own file format (``convert --from clip-lora``)
 NAMING_COMPONENTS = {
     "__init__.py": {"zeroshot"},
     "api.py": {"zeroshot"},
@@ -24,20 +23,6 @@ NAMING_COMPONENTS = {
     "results/summaries.py": {"zeroshot"},
     "sweep/jobs.py": {"zeroshot"},
     "convert/clip_lora.py": {"lora"},
-    "convert/keymap.py": {
-        "maple",
-        "promptsrc",
-        "ivlp",
-        "lpt",
-        "vpt",
-        "tcp",
-        "cocoop",
-        "kgcoop",
-        "coop",
-        "clip_adapter",
-        "tip_adapter",
-        "tip_adapter_f",
-    },  # fmt: skip
 }
 
 

@@ -104,6 +104,8 @@ class Recipe:
 # ---------------------------------------------------------------------------------------- reference key maps
 #: prefix of the prompt learner's tensors in whole-model checkpoints (optional in templates)
 LEARNER_PREFIX = "prompt_learner."
+#: the signature of a trainer that saves CoOp's context (with or without the ``prompt_learner.`` prefix)
+CTX_NAME = r"^(prompt_learner\.)?ctx$"
 _PLACEHOLDERS = {"{i}": r"(?P<i>\d+)", "{w}": r"(?P<w>weight|bias)", "*": r".+"}
 
 
@@ -141,6 +143,19 @@ class Trainer:
     #: ``(add-on, tensor)``: a checkpoint without ``tensor`` was trained without that add-on's part (DePT's
     #: new-class runs save no head); it converts as the method without the add-on, whose tensors are ignored
     optional_addon: Optional[Tuple[str, str]] = None
+    #: how its checkpoints are told apart (``vlprompt convert`` without ``--method``): regexes each matching some
+    #: tensor name, and ``accepts`` (given the state dict) when names are not enough; of the trainers that match, the
+    #: one of highest ``precedence`` wins (the most specific: a MaPLe checkpoint also holds CoOp's ``ctx``). Without
+    #: a signature (CoOpNemesis and ProGrad save CoOp's names) a trainer is chosen only by ``--method``.
+    signature: Tuple[str, ...] = ()
+    precedence: int = 0
+    accepts: Optional[Callable[[Mapping[str, Any]], bool]] = None
+
+    def matches(self, state_dict: Mapping[str, Any]) -> bool:
+        """Whether ``state_dict`` carries this trainer's signature."""
+        names = list(state_dict)
+        found = all(any(re.search(p, n) for n in names) for p in self.signature)
+        return bool(self.signature) and found and (self.accepts is None or self.accepts(state_dict))
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def builtin(method: str) -> bool:
 
 #: the built-in Dassl trainers (Tip-Adapter's cache is no Dassl checkpoint: `--from tip-adapter`,
 #: test_baselines_parity.py)
-METHODS = sorted(m for m in trainers() if m != "tip_adapter" and builtin(m))
+METHODS = sorted(m for m in trainers() if not m.startswith("tip_adapter") and builtin(m))
 
 
 def _template_regex(template: str) -> re.Pattern:

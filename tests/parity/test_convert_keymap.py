@@ -147,6 +147,11 @@ REFERENCE = {
     "tcp": lambda: {"ctx": rand(4, D), **tcp_tke(""), **class_buffers(4, "")},
     "clip_adapter": lambda: {"fc.0.weight": rand(E // 4, E), "fc.2.weight": rand(E, E // 4)},  # the adapter module
     "tip_adapter": lambda: {"cache_keys": rand(E, 2 * K), "cache_values": torch.eye(K).repeat(2, 1).half()},
+    "tip_adapter_f": lambda: {
+        "cache_keys": rand(E, 2 * K),
+        "cache_values": torch.eye(K).repeat(2, 1).half(),
+        "fine_tuned_keys": rand(E, 2 * K),
+    },
 }
 #: the vlprompt settings that give the same tensors on the tiny backbone
 SETTINGS = {
@@ -182,10 +187,13 @@ def test_every_reference_tensor_is_accounted_for(method):
         assert tensor is reference[name]  # frozen tensors are passed through, not copied
     buffers = [k for k in reference if k.endswith(("token_prefix", "token_suffix"))]
     # no prompt buffers: VPT (image prompts only), CLIP-Adapter and Tip-Adapter (no prompts at all)
-    assert converted.dropped_class_buffers == buffers and (buffers or method in ("vpt", "clip_adapter", "tip_adapter"))
+    assert converted.dropped_class_buffers == buffers and (
+        buffers or method in ("vpt", "clip_adapter", "tip_adapter", "tip_adapter_f")
+    )
+    # saved but unused: KgCoOp's unused modules; Tip-Adapter-F's original keys (its fine-tuned ones replace them)
     kg_unused = ("bias_vectors", "meta_net.", "adapter.")
-    assert converted.unused == [k for k in reference if "kgcoop" in method and any(u in k for u in kg_unused)]
-    assert ("kgcoop" in method) == bool(converted.unused)
+    unused = [k for k in reference if "kgcoop" in method and any(u in k for u in kg_unused)]
+    assert converted.unused == (["cache_keys"] if method == "tip_adapter_f" else unused)
 
 
 def test_tensor_values_and_layer_order(tiny_vit):

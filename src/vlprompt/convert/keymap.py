@@ -92,49 +92,21 @@ def canonical_method(method: str) -> str:
     )
 
 
-def _tke(state_dict: Mapping[str, torch.Tensor]) -> bool:
-    """Whether the meta-net is TCP's knowledge embedding (several tokens per class: outputs a multiple of the context
-    width) rather than CoCoOp's (one bias of the context width)."""
-    get = lambda n: state_dict.get(n, state_dict.get(f"prompt_learner.{n}"))
-    ctx, out = get("ctx"), get("meta_net.linear2.weight")
-    return ctx is not None and out is not None and out.shape[0] != ctx.shape[-1]
-
-
 def infer_method(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """The method whose reference trainer saves these tensor names.
+    """The method whose reference trainer saves these tensor names: of the trainers whose declared signature the
+    names carry (:class:`~vlprompt.components.Trainer`), the most specific.
 
     Ambiguous names resolve to the plain method: CoOp, CoOpNemesis and ProGrad save the same names (``coop``), an
     IVLP checkpoint without the frozen zero-shot encoder copy reads as ``ivlp`` rather than ``promptsrc``,
     and IVLP with text prompts of depth 1 only reads as ``coop``; ``--method`` disambiguates.
     """
-    names = list(state_dict)
-    has = lambda pattern: any(re.search(pattern, n) for n in names)
-    if has(r"^((text|visual)_adapter\.|(text|vis)_cali_ratio$)"):
-        base = "maple+restore"
-    elif has(r"^(prompt_learner\.)?(compound_prompt|proj\.weight$)"):
-        base = "maple"
-    elif has(r"^prompt_learner\.ZS_image_encoder\."):
-        base = "promptsrc"
-    elif has(r"VPT"):
-        text, vision = has(r"^(prompt_learner\.)?ctx$"), has(r"^image_encoder\.VPT$")
-        base = "ivlp" if text and vision else "lpt" if text else "vpt"
-    elif has(r"^(prompt_learner\.)?meta_net\.linear2\."):
-        base = "tcp" if _tke(state_dict) else "cocoop"
-    elif has(r"^(prompt_learner\.)?bias_vectors$"):
-        base = "kgcoop"
-    elif has(r"^(prompt_learner\.)?ctx$"):
-        base = "coop"
-    elif has(r"^fc\.0\.weight$"):
-        base = "clip_adapter"
-    elif has(r"^fine_tuned_keys$"):
-        base = "tip_adapter_f"
-    elif has(r"^cache_keys$"):
-        base = "tip_adapter"
-    else:
+    found = [(t.precedence, name) for name, t in trainers().items() if t.matches(state_dict)]
+    if not found:
+        names = list(state_dict)
         raise VLPromptError(
             f"cannot tell the method from the tensor names ({', '.join(names[:_SHOWN])}, ...); pass --method"
         )
-    return base + "+dept" if has(r"^(film_lp_(img|text)|linear_probe_proj)\.") and "+" not in base else base
+    return max(found)[1]
 
 
 # ---------------------------------------------------------------------------------------------- conversion

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vlprompt.addons.declarations import AddOnConfig
-from vlprompt.addons.kg.config import KGCOOP_UNUSED
+from vlprompt.addons.kg.config import KgConfig
 from vlprompt.components import (
     VIT_B16,
     Published,
     Recipe,
     Rule,
-    Trainer,
     acc_rows,
     b2n_rows,
-    dassl_table,
 )
-from vlprompt.methods.cocoop.config import COCOOP_META
-from vlprompt.methods.coop.config import CTX
-from vlprompt.methods.maple.config import MAPLE
+from vlprompt.methods.cocoop.config import CoCoOpConfig
+from vlprompt.methods.coop.config import CoOpConfig
+from vlprompt.methods.maple.config import MaPLeConfig
 from vlprompt.presets import Preset
 from vlprompt.protocols import DG_TARGETS, XD_TARGETS
 from vlprompt.registry import ADDONS
@@ -33,6 +31,7 @@ DEPT = (
     Rule("film_lp_text.bias", "addons.dept.film_t_bias", required=True),
     Rule("linear_probe_proj.{w}", "addons.dept.head.{w}"),
 )
+DEPT_NAMES = r"^(film_lp_(img|text)|linear_probe_proj)\."
 #: DePT's runs on new classes train no head: their checkpoints convert as the base method
 HEADLESS = ("dept", "addons.dept.head.weight")
 DEPT_PAPER = "DePT (Zhang et al., CVPR 2024)"
@@ -119,13 +118,22 @@ class DePTConfig(AddOnConfig):
     #: with DePT in a composition every component takes its ``dept`` preset (DePT's re-runs fix every base's settings)
     composition_preset = "dept"
 
+    #: DePT's ExtrasLinearProbe<Base> trainers: the base trainer's tensors plus DePT's, told apart from the base's
+    #: checkpoints by DePT's tensors
     reference = {
-        f"{base}+dept": Trainer(f"ExtrasLinearProbe{trainer}", dassl_table(*rules, *DEPT), optional_addon=HEADLESS)
-        for base, trainer, rules in (
-            ("coop", "CoOp", (CTX,)),
-            ("cocoop", "CoCoOp", (CTX, *COCOOP_META)),
-            ("kgcoop", "KgCoOp", (CTX, *KGCOOP_UNUSED)),
-            ("maple", "MaPLe", MAPLE),
+        f"{base}+dept": replace(
+            trainer,
+            name=f"ExtrasLinearProbe{trainer.name}",
+            rules=trainer.rules + DEPT,
+            optional_addon=HEADLESS,
+            signature=(*trainer.signature, DEPT_NAMES),
+            precedence=trainer.precedence + 5,
+        )
+        for base, trainer in (
+            ("coop", CoOpConfig.reference["coop"]),
+            ("cocoop", CoCoOpConfig.reference["cocoop"]),
+            ("kgcoop", KgConfig.reference["kgcoop"]),
+            ("maple", MaPLeConfig.reference["maple"]),
         )
     }
     published = PUBLISHED

@@ -57,7 +57,11 @@ class KgConfig(AddOnConfig):
     }
 
     aliases = {"kgcoop": ("coop", ("kg",))}
-    reference = {"kgcoop": Trainer("KgCoOp", dassl_table(CTX, *KGCOOP_UNUSED))}
+    reference = {
+        "kgcoop": Trainer(
+            "KgCoOp", dassl_table(CTX, *KGCOOP_UNUSED), signature=(r"^(prompt_learner\.)?bias_vectors$",), precedence=50
+        )
+    }
     published = (
         Published(
             "b2n",

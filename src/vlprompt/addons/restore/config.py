@@ -98,6 +98,8 @@ class RestoreConfig(AddOnConfig):
             dassl_table(*MAPLE, *RESTORE),
             derive="vlprompt.addons.restore.code_formulation:initial_grams",
             settings=(("restore.formulation", "code"),),
+            signature=(r"^((text|visual)_adapter\.|(text|vis)_cali_ratio$)",),
+            precedence=100,
         )
     }
     recipes = (

@@ -43,6 +43,8 @@ class SrcConfig(AddOnConfig):
         "promptsrc": Trainer(
             "PromptSRC",
             dassl_table(CTX, TEXT_DEEP_IVLP, *VISION_IVLP, Rule("prompt_learner.ZS_image_encoder.*", kind="frozen")),
+            signature=(r"^prompt_learner\.ZS_image_encoder\.",),
+            precedence=80,
         )
     }
     published = (

@@ -79,7 +79,11 @@ class CLIPAdapterConfig(LearnerConfig):
         if self.towers not in CLIP_ADAPTER_TOWERS:
             raise VLPromptError(f"unknown clip_adapter.towers {self.towers!r}: use {', '.join(CLIP_ADAPTER_TOWERS)}")
 
-    reference = {"clip_adapter": Trainer("CLIP_Adapter", dassl_table(*CLIP_ADAPTER))}
+    reference = {
+        "clip_adapter": Trainer(
+            "CLIP_Adapter", dassl_table(*CLIP_ADAPTER), signature=(r"^fc\.0\.weight$",), precedence=30
+        )
+    }
     published = (Published("fewshot", "clip_adapter", RN50[0], CLIP_ADAPTER_RESULTS, shot_rows(CLIP_ADAPTER_ROWS)),)
     checkpoint_settings = (ShapeSetting("reduction", "learner.adapter.0.weight", lambda t: t.shape[1] // t.shape[0]),)
     recipes = (

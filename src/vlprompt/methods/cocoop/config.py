@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from vlprompt.components import (
     Recipe,
@@ -21,6 +22,17 @@ from vlprompt.registry import LEARNERS
 from vlprompt.settings import AT_LEAST_1, setting
 
 _COCOOP = {"train": {"batch_size": 1, "lr": 0.002, "epochs": 10}, "cocoop": {"n_ctx": 4, "ctx_init": INIT_WORDS}}
+
+
+META_NET = r"^(prompt_learner\.)?meta_net\.linear2\."
+
+
+def knowledge_embedding(state_dict: Mapping[str, Any]) -> bool:
+    """Whether the meta-net is TCP's knowledge embedding (several tokens per class: outputs a multiple of the context
+    width) rather than CoCoOp's (one bias of the context width)."""
+    get = lambda n: state_dict.get(n, state_dict.get(f"prompt_learner.{n}"))
+    ctx, out = get("ctx"), get("meta_net.linear2.weight")
+    return ctx is not None and out is not None and out.shape[0] != ctx.shape[-1]
 
 
 COCOOP_META = (
@@ -42,7 +54,15 @@ class CoCoOpConfig(CoOpConfig):
     }
     dataset_rules = ()
 
-    reference = {"cocoop": Trainer("CoCoOp", dassl_table(CTX, *COCOOP_META))}
+    reference = {
+        "cocoop": Trainer(
+            "CoCoOp",
+            dassl_table(CTX, *COCOOP_META),
+            signature=(META_NET,),
+            precedence=60,
+            accepts=lambda state_dict: not knowledge_embedding(state_dict),
+        )
+    }
     checkpoint_settings = (ShapeSetting("n_ctx", "learner.ctx", prompt_vectors),)
     recipes = (
         Recipe("cocoop-b2n", "CoCoOp (Zhou et al., CVPR 2022)", "b2n", ("zeroshot", "coop", "cocoop")),

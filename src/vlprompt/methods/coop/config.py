@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vlprompt.components import (
+    CTX_NAME,
     RN50,
     Recipe,
     Rule,
@@ -93,7 +94,7 @@ class CoOpConfig(LearnerConfig):
         """The init words (none for ``template``: they come from the label space's template)."""
         return "" if self.ctx_init.strip() == TEMPLATE_INIT else self.ctx_init.replace("_", " ").strip()
 
-    reference = {"coop": Trainer("CoOp", dassl_table(CTX))}
+    reference = {"coop": Trainer("CoOp", dassl_table(CTX), signature=(CTX_NAME,), precedence=40)}
     checkpoint_settings = (
         ShapeSetting("n_ctx", "learner.ctx", prompt_vectors),
         ShapeSetting("csc", "learner.ctx", lambda t: t.dim() == 3),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vlprompt.components import (
+    CTX_NAME,
     Rule,
     ShapeSetting,
     Trainer,
@@ -62,7 +63,14 @@ class LPTConfig(LearnerConfig):
         )
     }
 
-    reference = {"lpt": Trainer("IVLP (language prompts only)", dassl_table(CTX, TEXT_DEEP_IVLP))}
+    reference = {
+        "lpt": Trainer(
+            "IVLP (language prompts only)",
+            dassl_table(CTX, TEXT_DEEP_IVLP),
+            signature=("VPT", CTX_NAME),
+            precedence=71,
+        )
+    }
     checkpoint_settings = TEXT_SHAPES
 
 
@@ -103,5 +111,12 @@ class IVLPConfig(LPTConfig):
                 f"{self.depth_vision} (e.g. --set ivlp.depth_vision=12, or --set ivlp.n_ctx_vision=0)"
             )
 
-    reference = {"ivlp": Trainer("IVLP", dassl_table(CTX, TEXT_DEEP_IVLP, *VISION_IVLP))}
+    reference = {
+        "ivlp": Trainer(
+            "IVLP",
+            dassl_table(CTX, TEXT_DEEP_IVLP, *VISION_IVLP),
+            signature=("VPT", CTX_NAME, r"^image_encoder\.VPT$"),
+            precedence=72,
+        )
+    }
     checkpoint_settings = TEXT_SHAPES + VISION_SHAPES

@@ -65,7 +65,14 @@ class MaPLeConfig(LearnerConfig):
         "dept": Preset(_maple(0.0035, 10, 9), "DePT's MaPLe re-run, config vit_b16_c2_ep10_batch4_2ctx"),
     }
 
-    reference = {"maple": Trainer("MaPLe", dassl_table(*MAPLE))}
+    reference = {
+        "maple": Trainer(
+            "MaPLe",
+            dassl_table(*MAPLE),
+            signature=(r"^(prompt_learner\.)?(compound_prompt|proj\.weight$)",),
+            precedence=90,
+        )
+    }
     checkpoint_settings = (
         ShapeSetting("n_ctx", "learner.ctx", prompt_vectors),
         ShapeSetting("depth", "learner.text_deep", prompt_depth, 1),

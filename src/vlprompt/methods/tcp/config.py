@@ -15,7 +15,7 @@ from vlprompt.components import (
     prompt_vectors,
 )
 from vlprompt.errors import VLPromptError
-from vlprompt.methods.cocoop.config import COCOOP_META
+from vlprompt.methods.cocoop.config import COCOOP_META, META_NET, knowledge_embedding
 from vlprompt.methods.coop.config import CTX
 from vlprompt.methods.declarations import (
     LearnerConfig,
@@ -120,7 +120,11 @@ class TCPConfig(LearnerConfig):
     #: TCP's loss is CE + 8.0 · KgCoOp's consistency (Yao et al., CVPR 2024, Eq. 7): ``tcp`` brings ``kg`` along
     aliases = {"tcp": ("tcp", ("kg",))}
     # TCP's textual knowledge embedding has CoCoOp's meta-net names (linear2: 4·ctx_dim outputs, not ctx_dim)
-    reference = {"tcp": Trainer("TCP", dassl_table(CTX, *COCOOP_META))}
+    reference = {
+        "tcp": Trainer(
+            "TCP", dassl_table(CTX, *COCOOP_META), signature=(META_NET,), precedence=61, accepts=knowledge_embedding
+        )
+    }
     published = (Published("b2n", "tcp", VIT_B16[0], TCP_B2N_SOURCE, b2n_rows(*TCP_B2N)),)
     checkpoint_settings = (ShapeSetting("n_ctx", "learner.ctx", prompt_vectors),)
     recipes = (

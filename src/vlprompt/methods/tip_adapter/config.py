@@ -137,7 +137,7 @@ class TipAdapterConfig(LearnerConfig):
         if self.templates not in TEMPLATE_MODES:
             raise VLPromptError(f"unknown {section}.templates {self.templates!r}: use single or ensemble")
 
-    reference = {"tip_adapter": Trainer("Tip-Adapter", TIP_ADAPTER)}
+    reference = {"tip_adapter": Trainer("Tip-Adapter", TIP_ADAPTER, signature=(r"^cache_keys$",), precedence=20)}
     published = tuple(Published("fewshot", m, RN50[0], TIP_EXP_LOG, shot_rows(rows)) for m, rows in TIP_ROWS.items())
     recipes = (
         Recipe(
@@ -170,7 +170,9 @@ class TipAdapterFConfig(TipAdapterConfig):
             f"{TIP_REPO}, main.py run_tip_adapter_F with configs/<dataset>.yaml (lr 0.001, train_epoch 20)",
         )
     }
-    reference = {"tip_adapter_f": Trainer("Tip-Adapter-F", TIP_ADAPTER_F)}
+    reference = {
+        "tip_adapter_f": Trainer("Tip-Adapter-F", TIP_ADAPTER_F, signature=(r"^fine_tuned_keys$",), precedence=21)
+    }
     dataset_rules = tip_rules("tip_adapter_f") + (
         rule(["eurosat"], {"train": {"epochs": 100}}, f"{TIP_REPO} configs/eurosat.yaml (train_epoch 100)"),
     )

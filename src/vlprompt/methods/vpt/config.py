@@ -32,5 +32,5 @@ class VPTConfig(LearnerConfig):
         )
     }
 
-    reference = {"vpt": Trainer("VPT", dassl_table(*VISION_IVLP))}
+    reference = {"vpt": Trainer("VPT", dassl_table(*VISION_IVLP), signature=("VPT",), precedence=70)}
     checkpoint_settings = VISION_SHAPES
