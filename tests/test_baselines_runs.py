@@ -132,3 +132,45 @@ def test_tip_adapter_f_cache_folder_converts_with_its_fine_tuned_keys(dtd10, tmp
     argv = ["convert", "--from", "tip-adapter", str(folder), "--method", "tip_adapter", *flags]
     assert main([*argv, "--out", str(tmp_path / "plain")]) == 0
     assert torch.equal(load_file(str(tmp_path / "plain" / "weights.safetensors"))["learner.cache_keys"], keys)
+
+
+#: the few-shot baselines with settings that keep a run to seconds (Tip-Adapter's β/α grid and lpclip's C search cut)
+FEW_SHOT = {
+    "clip_adapter": FAST,
+    "tip_adapter": ["--set", "tip_adapter.augment_views=2", "--set", "tip_adapter.beta_steps=4"],
+    "tip_adapter_f": [*FAST, "--set", "tip_adapter_f.augment_views=2", "--set", "tip_adapter_f.beta_steps=4"],
+    "linear_probe": ["--set", "linear_probe.grid=1,0.01", "--set", "linear_probe.steps=1"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", FEW_SHOT)
+def test_dtd10_few_shot_baselines_from_the_cli_and_the_python_api(dtd10, tmp_path, method, capsys):
+    """Trained or fitted on the real DTD images (4 shots of the 10 classes), evaluated, predicted from the CLI; the
+    same from the Python API (its --set values as overrides)."""
+    run = tmp_path / "run"
+    assert main(["train", *cli_flags(dtd10), "--method", method, *FEW_SHOT[method], "--out", str(run)]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert (
+        results["method"] == method
+        and results["num_classes"] == 10
+        and ("fit" in results) == (method != "clip_adapter")
+    )
+    assert main(["eval", "--run", str(run), *cli_flags(dtd10), "--out", str(tmp_path / "eval")]) == 0
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["accuracy"] == results["accuracy"]
+    capsys.readouterr()
+    assert main(["predict", "--run", str(run), str(next(IMAGES.rglob("*.jpg"))), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["prediction"]
+    cfg = vlprompt.make_config(
+        method,
+        "split",
+        split_file=dtd10["split"],
+        data_root=str(IMAGES),
+        shots=4,
+        backbone=dtd10["backbone"],
+        pretrained=dtd10["pretrained"],
+        overrides=FEW_SHOT[method][1::2],
+        out=str(tmp_path / "api"),
+    )
+    assert vlprompt.train(cfg, quiet=True).results["accuracy"] == results["accuracy"]
+    assert vlprompt.load_run(tmp_path / "api").predict([next(IMAGES.rglob("*.jpg"))]).logits.shape == (1, 10)
