@@ -13,6 +13,7 @@ from vlprompt.addons.kg.config import KgConfig
 from vlprompt.addons.kg.model import kg_loss
 from vlprompt.addons.src.config import SrcConfig
 from vlprompt.addons.src.model import src_losses
+from vlprompt.errors import VLPromptError
 from vlprompt.methods.coop.config import CoOpConfig
 from vlprompt.task import LabelSpace, PromptTask, StepInfo
 
@@ -267,3 +268,25 @@ def test_cli_promptsrc_gpa_survives_kill_and_resume_and_evaluates(tmp_path, cli_
         )
         == 0
     )
+
+
+@pytest.mark.parametrize(
+    "method, overrides, refused",
+    [
+        ("vpt+kg", [], True),  # image prompts only: the text features never change
+        ("clip_adapter+kg", [], True),  # the released image adapter
+        ("clip_adapter+kg", ["clip_adapter.towers=both"], False),
+        ("lora+kg", ["lora.encoder=vision"], True),
+        ("lora+kg", [], False),
+    ],
+)
+def test_kg_needs_text_features_that_train(tiny_vit, method, overrides, refused):
+    """KgCoOp's consistency ‖t − t_clip‖² is a constant where no trained parameter reaches the text features: such a
+    composition is refused with one line instead of training a loss of zero."""
+    from vlprompt import create_task
+
+    if not refused:
+        assert create_task(method, tiny_vit, SPACE, overrides=overrides).addons["kg"]
+        return
+    with pytest.raises(VLPromptError, match=r"add-on 'kg' needs trained_text, which '\w+' does not provide"):
+        create_task(method, tiny_vit, SPACE, overrides=overrides)

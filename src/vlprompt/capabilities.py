@@ -16,6 +16,9 @@ class Capability(str, Enum):
     # ---------------------------------------------------------------- learners
     SHARED_TEXT = "shared_text"
     """One text feature per class (``[K, E]``), not per image."""
+    TRAINED_TEXT = "trained_text"
+    """The class text features depend on trained parameters (text prompts, a text adapter, low-rank text updates),
+    so a loss on them trains something (KgCoOp's consistency)."""
     PER_INSTANCE_TEXT = "per_instance_text"
     """Image-conditioned text features ``[B, K, E]`` (CoCoOp)."""
     PROMPT_VECTORS = "prompt_vectors"

@@ -16,7 +16,7 @@ class TextAdapter(PromptLearner):
 
     @classmethod
     def capabilities(cls, config, backbone):
-        return frozenset({Capability.SHARED_TEXT, Capability.CLASS_TOKEN_END})
+        return frozenset({Capability.SHARED_TEXT, Capability.TRAINED_TEXT, Capability.CLASS_TOKEN_END})
 
     def __init__(self, backbone, config: TextAdapterConfig, space):
         super().__init__(backbone, config, space)

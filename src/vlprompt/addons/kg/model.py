@@ -40,7 +40,7 @@ def kg_loss(text: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 class KgAddOn(AddOn):
-    requires = frozenset({Capability.SHARED_TEXT})
+    requires = frozenset({Capability.SHARED_TEXT, Capability.TRAINED_TEXT})
 
     def __init__(self, task, config: KgConfig):
         super().__init__(task, config)

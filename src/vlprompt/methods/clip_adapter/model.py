@@ -35,7 +35,8 @@ class CLIPAdapter(PromptLearner):
 
     @classmethod
     def capabilities(cls, config, backbone):
-        return frozenset({Capability.SHARED_TEXT, Capability.CLASS_TOKEN_END})
+        trained_text = {Capability.TRAINED_TEXT} if config.towers in ("text", "both") else set()
+        return frozenset({Capability.SHARED_TEXT, Capability.CLASS_TOKEN_END, *trained_text})
 
     def __init__(self, backbone, config: CLIPAdapterConfig, space: LabelSpace):
         super().__init__(backbone, config, space)

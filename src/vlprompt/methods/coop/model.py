@@ -28,7 +28,7 @@ class CoOp(PromptLearner):
 
     @classmethod
     def capabilities(cls, config, backbone):
-        caps = {Capability.SHARED_TEXT, Capability.PROMPT_VECTORS}
+        caps = {Capability.SHARED_TEXT, Capability.TRAINED_TEXT, Capability.PROMPT_VECTORS}
         if config.class_token_position == "end":
             caps.add(Capability.CLASS_TOKEN_END)
         return frozenset(caps)

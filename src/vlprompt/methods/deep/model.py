@@ -48,7 +48,7 @@ class LPT(PromptLearner):
 
     @classmethod
     def capabilities(cls, config, backbone):
-        caps = {Capability.SHARED_TEXT, Capability.PROMPT_VECTORS, Capability.CLASS_TOKEN_END}
+        caps = {Capability.SHARED_TEXT, Capability.TRAINED_TEXT, Capability.PROMPT_VECTORS, Capability.CLASS_TOKEN_END}
         if cls.text_depth(config, backbone) > 1:
             caps.add(Capability.DEEP_TEXT)
         return frozenset(caps)

@@ -76,7 +76,8 @@ class LoRA(PromptLearner):
 
     @classmethod
     def capabilities(cls, config, backbone):
-        return frozenset({Capability.SHARED_TEXT})
+        trained_text = {Capability.TRAINED_TEXT} if config.encoder in ("text", "both") else set()
+        return frozenset({Capability.SHARED_TEXT, *trained_text})
 
     @classmethod
     def wrapped_towers(cls, config: LoRAConfig) -> FrozenSet[str]:

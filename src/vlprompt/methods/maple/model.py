@@ -46,7 +46,13 @@ class MaPLe(LPT):
     @classmethod
     def capabilities(cls, config, backbone):
         depth = min(config.depth, backbone.text_layers, backbone.vision_layers)
-        caps = {Capability.SHARED_TEXT, Capability.PROMPT_VECTORS, Capability.CLASS_TOKEN_END, Capability.IMAGE_PROMPTS}
+        caps = {
+            Capability.SHARED_TEXT,
+            Capability.TRAINED_TEXT,
+            Capability.PROMPT_VECTORS,
+            Capability.CLASS_TOKEN_END,
+            Capability.IMAGE_PROMPTS,
+        }
         if depth > 1:
             caps |= {Capability.DEEP_TEXT, Capability.DEEP_VISION, Capability.PROMPT_PAIRS}
         return frozenset(caps)

@@ -46,7 +46,7 @@ class TCP(PromptLearner):
 
     @classmethod
     def capabilities(cls, config, backbone):
-        return frozenset({Capability.SHARED_TEXT, Capability.PROMPT_VECTORS})
+        return frozenset({Capability.SHARED_TEXT, Capability.TRAINED_TEXT, Capability.PROMPT_VECTORS})
 
     def __init__(self, backbone, config: TCPConfig, space: LabelSpace):
         super().__init__(backbone, config, space)
