@@ -38,6 +38,21 @@ def dtd10(tmp_path_factory):
         }
 
 
+def api_config(d, method, overrides, out):
+    """The Python API's config of a run on the DTD images of ``cli_flags`` (4 shots)."""
+    return vlprompt.make_config(
+        method,
+        "split",
+        split_file=d["split"],
+        data_root=str(IMAGES),
+        shots=4,
+        backbone=d["backbone"],
+        pretrained=d["pretrained"],
+        overrides=overrides,
+        out=str(out),
+    )
+
+
 def cli_flags(d):
     return ["--dataset", "split", "--split-file", d["split"], "--data-root", str(IMAGES), "--shots", "4",
             "--backbone", d["backbone"], "--pretrained", d["pretrained"]]  # fmt: skip
@@ -74,17 +89,7 @@ def test_dtd10_from_the_cli_then_eval_predict_and_init_from(dtd10, tmp_path, met
 @pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_dtd10_from_the_python_api(dtd10, tmp_path, method):
-    cfg = vlprompt.make_config(
-        method,
-        "split",
-        split_file=dtd10["split"],
-        data_root=str(IMAGES),
-        shots=4,
-        backbone=dtd10["backbone"],
-        pretrained=dtd10["pretrained"],
-        overrides=["train.steps=2", "train.batch_size=8"],
-        out=str(tmp_path / "run"),
-    )
+    cfg = api_config(dtd10, method, FAST[1::2], tmp_path / "run")
     result = vlprompt.train(cfg, quiet=True)
     assert 0 <= result.results["accuracy"] <= 100 and result.results["num_classes"] == 10
     loaded = vlprompt.load_run(tmp_path / "run")
@@ -161,16 +166,6 @@ def test_dtd10_few_shot_baselines_from_the_cli_and_the_python_api(dtd10, tmp_pat
     capsys.readouterr()
     assert main(["predict", "--run", str(run), str(next(IMAGES.rglob("*.jpg"))), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["prediction"]
-    cfg = vlprompt.make_config(
-        method,
-        "split",
-        split_file=dtd10["split"],
-        data_root=str(IMAGES),
-        shots=4,
-        backbone=dtd10["backbone"],
-        pretrained=dtd10["pretrained"],
-        overrides=FEW_SHOT[method][1::2],
-        out=str(tmp_path / "api"),
-    )
+    cfg = api_config(dtd10, method, FEW_SHOT[method][1::2], tmp_path / "api")
     assert vlprompt.train(cfg, quiet=True).results["accuracy"] == results["accuracy"]
     assert vlprompt.load_run(tmp_path / "api").predict([next(IMAGES.rglob("*.jpg"))]).logits.shape == (1, 10)
