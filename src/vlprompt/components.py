@@ -10,7 +10,8 @@ component's config dataclass (a :class:`Declaration`), whose class attributes ca
   baselines' (``vlprompt table --paper``), each with its source;
 * ``recipes`` — :class:`Recipe` s: its paper's sweeps (``vlprompt sweep --recipe``, ``vlprompt list recipes``);
 * ``checkpoint_settings`` — :class:`ShapeSetting` s: the learner's settings a converted checkpoint fixes through
-  its tensors' shapes (CoOp's ``n_ctx``, MaPLe's ``depth``);
+  its tensors' shapes (CoOp's ``n_ctx``, MaPLe's ``depth``); ``checkpoint_word_init`` — whether a converted
+  checkpoint's ``ctx_init`` must then have exactly ``n_ctx`` words (CoOp, CoCoOp);
 * ``aliases`` — ``{name: (learner, add-ons)}``: method names that expand to a composition (``kgcoop`` =
   ``coop+kg``, declared by KgCoOp's ``kg``);
 * ``reference`` — ``{method: Trainer}``: the reference trainers whose checkpoints hold this composition's tensors
@@ -46,6 +47,7 @@ class Declaration:
     recipes = ()  # type: Tuple[Recipe, ...]
     reference = {}  # type: Mapping[str, Trainer]
     checkpoint_settings = ()  # type: Tuple[ShapeSetting, ...]
+    checkpoint_word_init = False
     aliases = {}  # type: Mapping[str, Tuple[str, Tuple[str, ...]]]
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from vlprompt import outputs
+from vlprompt.methods.linear_probe.config import SKLEARN_MODULE
 
 if TYPE_CHECKING:
     from vlprompt.results.summaries import Summary
@@ -57,7 +58,7 @@ FEWSHOT_METHODS = ("zeroshot", "linear_probe", "tip_adapter", "tip_adapter_f", "
 QUICK_FEWSHOT_METHODS = ("zeroshot", "linear_probe")
 FEWSHOT_SHOTS = 4
 #: method -> the optional module it needs (vlprompt.extras); without it the demo skips that row with a note
-NEEDS = {"linear_probe": "sklearn.linear_model"}
+NEEDS = {"linear_probe": SKLEARN_MODULE}
 #: epochs per method (each method's published epochs, capped to this)
 DEMO_EPOCHS, QUICK_EPOCHS = 10, 2
 #: augmented views per image cached for the frozen-feature methods (the speed option, stated in the output)

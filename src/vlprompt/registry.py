@@ -9,9 +9,9 @@ its implementing class. A component has two halves:
   before model work take a fraction of a second;
 * its *implementation* — the ``nn.Module`` subclass, imported only when a model is built.
 
-Each built-in component is a package (``vlprompt/methods/coop/``, ``vlprompt/addons/dept/``; :mod:`vlprompt.components`)
-whose ``config.py`` registers its declaration and names the implementation as ``"module:Class"``, imported on first
-:meth:`Registry.get`::
+Each built-in component is a package (``vlprompt/methods/coop/``, ``vlprompt/addons/dept/``;
+:mod:`vlprompt.components`) whose ``config.py`` registers its declaration and names the implementation as
+``"module:Class"``, imported on first :meth:`Registry.get`::
 
     @LEARNERS.register("coop", implementation="vlprompt.methods.coop.model:CoOp")
     @dataclass
@@ -25,9 +25,9 @@ is then given as the second argument (in the style of peft's ``register_peft_met
 
 Either way the implementing class gets ``name`` / ``config_class`` set on it — for a declared component as soon
 as its class is created (:meth:`Registry.bind`, called by the base classes), however its module was imported. A
-registry imports the modules that
-declare its built-ins (``builtins``, and the ``config`` module of every subpackage of ``packages``) on first use, so merely importing this module loads nothing. Unknown names
-raise a one-line :class:`~vlprompt.errors.VLPromptError` listing the valid choices.
+registry imports the modules that declare its built-ins (``builtins``, and the ``config`` module of every
+subpackage of ``packages``) on first use, so merely importing this module loads nothing. Unknown names raise a
+one-line :class:`~vlprompt.errors.VLPromptError` listing the valid choices.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Map a reference trainer's tensor names to vlprompt's task state-dict names.
 
-One data table per reference trainer (:func:`trainers`, keyed by the vlprompt method that reproduces
-it; each component declares its own in its ``config.py``, :mod:`vlprompt.components`) and one generic function, :func:`to_vlprompt`. A table is a list of :class:`Rule` s; each rule is a
-name template of the reference and what becomes of the tensors it matches:
+One data table per reference trainer (:func:`trainers`, keyed by the vlprompt method that reproduces it; each
+component declares its own in its ``config.py``, :mod:`vlprompt.components`) and one generic function,
+:func:`to_vlprompt`. A table is a list of :class:`Rule` s; each rule is a name template of the reference and what
+becomes of the tensors it matches:
 
 * ``tensor`` — renamed to ``target`` (the same template placeholders filled in);
 * ``stack`` — per-layer tensors stacked in layer order into one ``target`` ``[J−1, n, width]``: IVLP /

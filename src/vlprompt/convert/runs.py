@@ -8,9 +8,9 @@ given backbone for the label space of the given data flags, loads the tensors an
 
 Settings:
 
-* read from the tensor shapes (the learner's declared ``checkpoint_settings``, :mod:`vlprompt.components`): the number of context / prompt vectors, the prompt
-  depths (the stacked deep prompts + 1), CoOp's class-specific context (a ``[K, M, D]`` ``ctx``); a ``--set``
-  that contradicts them is a one-line error;
+* read from the tensor shapes (the learner's declared ``checkpoint_settings``, :mod:`vlprompt.components`): the
+  number of context / prompt vectors, the prompt depths (the stacked deep prompts + 1), CoOp's class-specific
+  context (a ``[K, M, D]`` ``ctx``); a ``--set`` that contradicts them is a one-line error;
 * fixed by the reference trainer: MaPLe_FSA is RESTORE's released formulation (``restore.formulation=code``);
 * ``train.fp16_prompts`` is on unless set: the reference rounds the prompt tokens it inserts into the towers
   to fp16 in every precision mode, so a converted run reproduces its logits;
@@ -105,11 +105,11 @@ def _names(names: Sequence[str]) -> str:
 
 # ------------------------------------------------------------------------------------------ settings
 def shape_settings(base: str, tensors: Dict[str, torch.Tensor], source: Path) -> Dict[Tuple[str, str], Any]:
-    """``{(section, key): value}`` read from the converted tensors' shapes (the learner's ``checkpoint_settings``); a tensor
-    with too few dimensions or no vectors for its setting is a one-line error naming the checkpoint."""
-    settings = {}
+    """``{(section, key): value}`` read from the converted tensors' shapes (the learner's ``checkpoint_settings``); a
+    tensor with too few dimensions or no vectors for its setting is a one-line error naming the checkpoint."""
     from vlprompt.registry import LEARNERS
 
+    settings = {}
     for shape in LEARNERS.config(base).checkpoint_settings:
         key, name, read, absent = shape.key, shape.tensor, shape.read, shape.absent
         try:
@@ -174,7 +174,7 @@ def _word_init(method: str, base: str, fixed, user, protocol, preset, dataset) -
     from vlprompt.registry import LEARNERS
     from vlprompt.task.composition import parse_method
 
-    if not getattr(LEARNERS.config(base), "checkpoint_word_init", False):
+    if not LEARNERS.config(base).checkpoint_word_init:
         return None
     n_ctx, csc = fixed[(base, "n_ctx")], fixed.get((base, "csc"), False)
     given = user.get((base, "ctx_init"))

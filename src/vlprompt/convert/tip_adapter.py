@@ -4,11 +4,11 @@ gaopengcuhk/Tip-Adapter's ``build_cache_model`` saves two bare tensors in its ``
 ``keys_{K}shots.pt`` (the normalised keys, ``[E, N]``) and ``values_{K}shots.pt`` (the one-hot values,
 ``[N, K_classes]``, fp16); ``run_tip_adapter_F`` adds ``best_F_{K}shots.pt``, the weight of its adapter
 (``nn.Linear(E, N)`` initialised with the keys transposed: Tip-Adapter-F's fine-tuned keys, ``[N, E]``), read as
-``fine_tuned_keys`` ``[E, N]``. :func:`read_tip_cache` reads them (or a ``.safetensors`` file holding ``cache_keys``,
-``cache_values`` and optionally ``fine_tuned_keys``) without executing code; :func:`~vlprompt.convert.keymap.trainers` maps them to
-``learner.cache_keys`` / ``learner.cache_values``. The reference saves no searched β/α: a converted run holds the
-configured ``init_beta`` / ``init_alpha`` until ``vlprompt train --method tip_adapter --init-from RUN`` runs the
-search on the converted cache.
+``fine_tuned_keys`` ``[E, N]``. :func:`read_tip_cache` reads them (or a ``.safetensors`` file holding
+``cache_keys``, ``cache_values`` and optionally ``fine_tuned_keys``) without executing code;
+:func:`~vlprompt.convert.keymap.trainers` maps them to ``learner.cache_keys`` / ``learner.cache_values``. The
+reference saves no searched β/α: a converted run holds the configured ``init_beta`` / ``init_alpha`` until
+``vlprompt train --method tip_adapter --init-from RUN`` runs the search on the converted cache.
 """
 
 from __future__ import annotations
@@ -66,9 +66,8 @@ def read_tip_cache(path, shots: Optional[int] = None) -> ReferenceCheckpoint:
     state = {"cache_keys": keys, "cache_values": values}
     fine_tuned = path / f"best_F_{k}shots.pt"
     if fine_tuned.is_file():
-        state["fine_tuned_keys"] = _tensor(fine_tuned).detach().t().contiguous()
-        if tuple(state["fine_tuned_keys"].shape) != tuple(keys.shape):
-            raise VLPromptError(
-                f"{fine_tuned}: shape {list(state['fine_tuned_keys'].t().shape)} is not the cache's N x E"
-            )
+        weight = _tensor(fine_tuned).detach()  # the adapter's weight: the keys transposed, [N, E]
+        if weight.shape != keys.t().shape:
+            raise VLPromptError(f"{fine_tuned}: shape {list(weight.shape)} is not the cache's N x E")
+        state["fine_tuned_keys"] = weight.t().contiguous()
     return ReferenceCheckpoint(state, None, path / f"keys_{k}shots.pt", "")

@@ -99,7 +99,6 @@ class CoOpConfig(LearnerConfig):
         ShapeSetting("n_ctx", "learner.ctx", prompt_vectors),
         ShapeSetting("csc", "learner.ctx", lambda t: t.dim() == 3),
     )
-    #: a converted checkpoint's ``ctx_init`` must have exactly ``n_ctx`` words
     checkpoint_word_init = True
     recipes = (
         Recipe(

@@ -19,6 +19,9 @@ from vlprompt.presets import Preset
 from vlprompt.registry import LEARNERS
 from vlprompt.settings import AT_LEAST_0, AT_LEAST_1, setting
 
+#: the solvers of ``linear_probe.solver``, and the module scikit-learn's needs (the ``[probe]`` extra)
+SOLVERS = ("sklearn", "torch")
+SKLEARN_MODULE = "sklearn.linear_model"
 LPCLIP = "the CoOp repository's lpclip/linear_probe.py (Zhou et al., IJCV 2022; CLIP's linear probe, Radford et al.)"
 
 
@@ -61,7 +64,7 @@ class LinearProbeConfig(LearnerConfig):
 
     def __post_init__(self):
         self.c_grid  # noqa: B018  (validates the grid)
-        if self.solver not in ("sklearn", "torch"):
+        if self.solver not in SOLVERS:
             raise VLPromptError(f"unknown linear_probe.solver {self.solver!r}: use sklearn or torch")
         if self.search_split not in ("val", "fewshot_val"):
             raise VLPromptError(f"unknown linear_probe.search_split {self.search_split!r}: use fewshot_val or val")

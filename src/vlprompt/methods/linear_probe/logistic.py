@@ -25,14 +25,14 @@ import torch
 import torch.nn.functional as F
 
 from vlprompt.extras import require
+from vlprompt.methods.linear_probe.config import SKLEARN_MODULE
 
 Classifier = Tuple[torch.Tensor, torch.Tensor]
-SOLVERS = ("sklearn", "torch")
 
 
 def fit_sklearn(x: torch.Tensor, y: torch.Tensor, c: float, num_classes: int, max_iter: int = 1000) -> Classifier:
     """``(W [K, E], b [K])`` from scikit-learn's lbfgs solver, called as lpclip calls it."""
-    linear_model = require("sklearn.linear_model", "linear_probe.solver=sklearn")
+    linear_model = require(SKLEARN_MODULE, "linear_probe.solver=sklearn")
     clf = linear_model.LogisticRegression(solver="lbfgs", max_iter=max_iter, C=c)  # penalty l2 is the default
     clf.fit(x.double().numpy(), y.numpy())
     coef, intercept = torch.from_numpy(clf.coef_).float(), torch.from_numpy(clf.intercept_).float()
